@@ -1,0 +1,5 @@
+import sys
+
+from relaysim.cli import main
+
+sys.exit(main())
