@@ -1,0 +1,637 @@
+"""An in-memory Nostr event store: NIP-01 storage rules, NIP-09 deletions, NIP-40 expiry.
+
+Theory of operation
+-------------------
+Every stored event gets one integer *sort key*::
+
+    key = created_at << 256 | (2**256 - 1 - int(id, 16))
+
+Ascending keys are oldest first, and within one second the *highest* id first, so walking a key list
+backwards gives exactly the NIP-01 REQ order: newest first, ties lowest id first. A single int (not a
+tuple) compares in C, and every index shares the same int object.
+
+The indexes are plain Python lists of keys kept sorted with :func:`bisect.insort` (sortedcontainers
+is not installed, and a list of ints is compact): one over everything (``created_at``), one per
+author, per kind, per (author, kind) and per single-letter tag value (``tag[1]`` only, as NIP-01
+says). ``since``/``until`` become two bisections; a ``limit`` stops the walk after ``limit`` hits,
+so ``{"kinds":[1],"limit":500}`` touches about 500 keys whatever the store size. Live events have
+``created_at`` near "now" and land at the end of the lists, so an insert is usually an append.
+
+For each filter :meth:`EventStore.query` picks the candidate source with the fewest keys among
+``ids`` (direct look-ups, always first), (author, kind) pairs, authors, each single-letter tag,
+kinds, and finally the full time index; several lists are merged newest-first with
+:func:`heapq.merge`. Only when the filter has conditions the chosen index does not already
+guarantee is :meth:`Filter.matches` called on a candidate.
+
+Storage rules (what :meth:`EventStore.add` answers)
+---------------------------------------------------
+* ephemeral kinds (20000-29999) are never stored: ``AddResult(stored=False, message="",
+  ephemeral=True)``; the relay broadcasts them and answers OK true.
+* an event already stored: ``duplicate=True``, ``"duplicate: already have this event"`` (OK true).
+* replaceable (0, 3, 10000-19999, per pubkey+kind) and addressable (30000-39999, per
+  kind:pubkey:d) keep only the latest version, ties going to the lowest id. An incoming version
+  that loses is refused with :data:`MSG_HAVE_NEWER` = ``"duplicate: have a newer version of this
+  event"``. strfry says ``replaced: have newer event``, but ``replaced`` is not one of NIP-01's
+  prefixes; ``duplicate`` is, and its meaning (the relay already has this data, nothing is wrong
+  with your event) fits, so :attr:`AddResult.ok` is true for it as for any ``duplicate:`` answer.
+* NIP-09: a kind-5 event deletes the events its ``e`` tags name and, for ``a`` tags, every version
+  of that address with ``created_at`` up to the deletion's, but only events by the deletion's own
+  author. Kind-5 events are stored and served like any other and can never be deleted. A deleted
+  event that is submitted again, or a target that arrives *after* its deletion, is refused with
+  :data:`MSG_DELETED` = ``"blocked: this event was deleted"`` (OK false).
+* NIP-40: events whose ``expiration`` has passed are stored (the dataset ships some on purpose)
+  but never returned by :meth:`~EventStore.query` or counted; :meth:`~EventStore.purge_expired`
+  drops them for good.
+
+Memory (the soak runs for hours)
+--------------------------------
+Nothing grows without a stored event to account for it. With ``capacity`` the oldest *non-pinned*
+events (insertion order) are evicted so live traffic cannot grow the relay without bound; pinned
+events (the dataset, already bounded) are never evicted and do not count against ``capacity``.
+Deletion tombstones (the ids and addresses a kind-5 names, needed to refuse late arrivals) live
+exactly as long as the kind-5 event that made them: when that deletion is evicted, its tombstones
+go with it, so a deleted event may be accepted again after its deletion has been evicted. Empty
+index lists are dropped, so authors and tag values that come and go leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import heapq
+import string
+import time
+from bisect import bisect_left, insort
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from relaysim.errors import UsageError
+from relaysim.nostr.event import Event, EventId, KindClass, PubKey, kind_class
+
+if TYPE_CHECKING:
+    from relaysim.nostr.filter import Filter
+
+__all__ = [
+    "MSG_DELETED",
+    "MSG_DUPLICATE",
+    "MSG_HAVE_NEWER",
+    "AddResult",
+    "EventStore",
+    "LoadResult",
+    "sort_key",
+]
+
+MSG_DUPLICATE = "duplicate: already have this event"
+MSG_HAVE_NEWER = "duplicate: have a newer version of this event"
+MSG_DELETED = "blocked: this event was deleted"
+
+_ID_MASK = (1 << 256) - 1
+_INDEXED_TAGS = frozenset(string.ascii_letters)
+# Above this many (author, kind) pairs the pair index costs more look-ups than it saves.
+_MAX_PAIRS = 4096
+_DELETION_KIND = 5
+
+
+def sort_key(event: Event) -> int:
+    """The store's ordering key: ascending = oldest first, same second highest id first."""
+    return (event.created_at << 256) | (_ID_MASK - int(event.id, 16))
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What :meth:`EventStore.add` did with one event.
+
+    ``message`` is ``""`` when the event was taken, else a NIP-01 prefixed reason ready for OK.
+    ``replaced``/``deleted`` name the events this one removed (older versions, NIP-09 targets).
+    """
+
+    stored: bool
+    duplicate: bool = False
+    message: str = ""
+    replaced: tuple[EventId, ...] = ()
+    deleted: tuple[EventId, ...] = ()
+    ephemeral: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The boolean of the OK answer: true when stored, ephemeral, or a ``duplicate:``."""
+        return self.stored or self.ephemeral or self.message.startswith("duplicate:")
+
+    @property
+    def broadcast(self) -> bool:
+        """Whether live subscriptions should receive the event (stored or ephemeral)."""
+        return self.stored or self.ephemeral
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Totals of one :meth:`EventStore.load` call."""
+
+    stored: int
+    duplicates: int
+    refused: int
+    ephemeral: int
+    replaced: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the store needs from an event's tags, read in one pass."""
+
+    index_tags: frozenset[tuple[str, str]]
+    address: str | None
+    expiration: int | None
+
+
+def _facts(event: Event) -> _Facts:
+    pairs: set[tuple[str, str]] = set()
+    d_value: str | None = None
+    expiration: int | None = None
+    seen_expiration = False
+    for tag in event.tags:
+        if len(tag) < 2:
+            continue
+        name = tag[0]
+        if name in _INDEXED_TAGS:
+            pairs.add((name, tag[1]))
+            if name == "d" and d_value is None:
+                d_value = tag[1]
+        elif name == "expiration" and not seen_expiration:
+            # Same rule as Event.expiration: the first expiration tag decides.
+            seen_expiration = True
+            try:
+                expiration = int(tag[1])
+            except ValueError:
+                expiration = None
+    cls = kind_class(event.kind)
+    if cls is KindClass.ADDRESSABLE:
+        address: str | None = f"{event.kind}:{event.pubkey}:{d_value or ''}"
+    elif cls is KindClass.REPLACEABLE:
+        address = f"{event.kind}:{event.pubkey}:"
+    else:
+        address = None
+    return _Facts(frozenset(pairs), address, expiration)
+
+
+def _deletion_targets(deletion: Event) -> tuple[list[EventId], list[str]]:
+    """The ids (``e``) and normalised addresses (``a``) a kind-5 event names for its own author.
+
+    ``a`` values naming another pubkey or a kind that is neither replaceable nor addressable are
+    dropped here: NIP-09 lets an author delete only their own events.
+    """
+    ids: list[EventId] = []
+    addresses: list[str] = []
+    for tag in deletion.tags:
+        if len(tag) < 2:
+            continue
+        if tag[0] == "e":
+            ids.append(EventId(tag[1]))
+        elif tag[0] == "a":
+            parts = tag[1].split(":", 2)
+            if len(parts) != 3 or parts[1] != deletion.pubkey:
+                continue
+            try:
+                kind = int(parts[0])
+            except ValueError:
+                continue
+            cls = kind_class(kind)
+            if cls is KindClass.REPLACEABLE:
+                addresses.append(f"{kind}:{parts[1]}:")
+            elif cls is KindClass.ADDRESSABLE:
+                addresses.append(f"{kind}:{parts[1]}:{parts[2]}")
+    return ids, addresses
+
+
+class EventStore:
+    """Events in memory with the indexes a relay needs to answer REQ and COUNT.
+
+    Call :meth:`load` once with the dataset (pinned), :meth:`add` for every EVENT a client or the
+    traffic generator publishes, and :meth:`query` / :meth:`count` for REQ and COUNT. Pure and
+    synchronous: no I/O, no clock except ``time.time()`` as the default ``now``.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        if capacity is not None and capacity < 1:
+            raise UsageError(f"store capacity must be a positive number of events, not {capacity}")
+        self.capacity = capacity
+        self._by_id: dict[EventId, Event] = {}
+        self._by_key: dict[int, Event] = {}
+        self._time: list[int] = []
+        self._author: dict[str, list[int]] = {}
+        self._kind: dict[int, list[int]] = {}
+        self._author_kind: dict[tuple[str, int], list[int]] = {}
+        self._tag: dict[tuple[str, str], list[int]] = {}
+        self._latest: dict[str, EventId] = {}
+        self._expiry: dict[int, int] = {}
+        self._pinned: set[EventId] = set()
+        self._fifo: OrderedDict[EventId, None] = OrderedDict()
+        # NIP-09 tombstones, reference-counted by the stored kind-5 events that made them.
+        self._tomb_ids: dict[tuple[EventId, PubKey], int] = {}
+        self._tomb_addresses: dict[str, dict[EventId, int]] = {}
+        # During load(): keys stored but not yet in the lists (indexed in one sort at the end).
+        self._pending: dict[int, Event] | None = None
+        self._evicted = 0
+        self._replaced = 0
+        self._deleted = 0
+        self._purged = 0
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._by_id
+
+    def get(self, event_id: str) -> Event | None:
+        """The stored event with this id, or None. Does not hide expired events (query does)."""
+        return self._by_id.get(EventId(event_id))
+
+    def is_pinned(self, event_id: str) -> bool:
+        return event_id in self._pinned
+
+    def __iter__(self) -> Iterator[Event]:
+        """Every stored event, newest first (expired ones included)."""
+        by_key = self._by_key
+        return (by_key[key] for key in reversed(self._time))
+
+    def query(
+        self,
+        filters: Sequence[Filter] | Filter,
+        now: float | None = None,
+        default_limit: int | None = None,
+        max_limit: int | None = None,
+    ) -> list[Event]:
+        """Events matching any filter: newest first, ties lowest id first, no duplicates.
+
+        Each filter's ``limit`` (or ``default_limit`` when it has none) applies to that filter
+        alone, clamped to ``max_limit`` (NIP-11's silent clamp). Expired events (NIP-40, against
+        ``now``, default ``time.time()``) are never returned.
+        """
+        if now is None:
+            now = time.time()
+        filters = _as_tuple(filters)
+        by_key = self._by_key
+        if len(filters) == 1:
+            keys = self._run(filters[0], now, _effective_limit(filters[0], default_limit, max_limit))
+            return [by_key[key] for key in keys]
+        union: set[int] = set()
+        for flt in filters:
+            union.update(self._run(flt, now, _effective_limit(flt, default_limit, max_limit)))
+        return [by_key[key] for key in sorted(union, reverse=True)]
+
+    def count(self, filters: Sequence[Filter] | Filter, now: float | None = None) -> int:
+        """How many stored, unexpired events match any filter (NIP-45). ``limit`` is ignored."""
+        if now is None:
+            now = time.time()
+        filters = _as_tuple(filters)
+        if len(filters) == 1:
+            flt = filters[0]
+            if flt.ids is None and not self._expiry:
+                lists, residual = self._plan(flt)
+                if len(lists) == 1 and not residual:
+                    lo, hi = _bounds(lists[0], flt.since, flt.until)
+                    return hi - lo
+            return len(self._run(flt, now, None))
+        union: set[int] = set()
+        for flt in filters:
+            union.update(self._run(flt, now, None))
+        return len(union)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters for /stats and the soak report (plain JSON-able values)."""
+        return {
+            "events": len(self._by_id),
+            "pinned": len(self._pinned),
+            "capacity": self.capacity,
+            "kinds": {kind: len(keys) for kind, keys in sorted(self._kind.items())},
+            "authors": len(self._author),
+            "expiring": len(self._expiry),
+            "tombstones": len(self._tomb_ids) + len(self._tomb_addresses),
+            "evicted": self._evicted,
+            "replaced": self._replaced,
+            "deleted": self._deleted,
+            "purged": self._purged,
+        }
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, event: Event, now: float | None = None, *, pinned: bool = False) -> AddResult:
+        """Store one event (already verified by the caller) and say what happened.
+
+        ``now`` is accepted for symmetry with :meth:`query`; expiry is judged when reading, so
+        an already-expired event is stored but never served.
+        """
+        del now
+        result = self._add(event, pinned)
+        if result.stored and not pinned:
+            self._evict()
+        return result
+
+    def load(self, events: Iterable[Event], pinned: bool = True) -> LoadResult:
+        """Bulk :meth:`add` with the same rules, indexing everything in one sort at the end.
+
+        Dataset events are loaded pinned: never evicted, not counted against ``capacity``.
+        """
+        stored = duplicates = refused = ephemeral = replaced = deleted = 0
+        self._pending = {}
+        try:
+            for event in events:
+                result = self._add(event, pinned)
+                if result.stored:
+                    stored += 1
+                    if not pinned:
+                        self._evict()
+                elif result.duplicate:
+                    duplicates += 1
+                elif result.ephemeral:
+                    ephemeral += 1
+                else:
+                    refused += 1
+                replaced += len(result.replaced)
+                deleted += len(result.deleted)
+        finally:
+            pending, self._pending = self._pending, None
+            self._index_bulk(pending)
+        return LoadResult(stored, duplicates, refused, ephemeral, replaced, deleted)
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Drop every stored event whose NIP-40 expiration has passed; returns how many."""
+        if now is None:
+            now = time.time()
+        doomed = [key for key, expiration in self._expiry.items() if expiration <= now]
+        for key in doomed:
+            self._remove(self._by_key[key])
+        self._purged += len(doomed)
+        return len(doomed)
+
+    # ------------------------------------------------------------------ internals: writing
+
+    def _add(self, event: Event, pinned: bool) -> AddResult:
+        if 20000 <= event.kind < 30000:
+            return AddResult(stored=False, ephemeral=True)
+        if event.id in self._by_id:
+            return AddResult(stored=False, duplicate=True, message=MSG_DUPLICATE)
+        facts = _facts(event)
+        if event.kind != _DELETION_KIND and self._is_tombstoned(event, facts.address):
+            return AddResult(stored=False, message=MSG_DELETED)
+        replaced: tuple[EventId, ...] = ()
+        if facts.address is not None:
+            current_id = self._latest.get(facts.address)
+            if current_id is not None:
+                current = self._by_id[current_id]
+                # A larger sort key is newer, or as new with a lower id: NIP-01 keeps that one.
+                if sort_key(current) > sort_key(event):
+                    return AddResult(stored=False, message=MSG_HAVE_NEWER)
+                self._remove(current)
+                self._replaced += 1
+                replaced = (current.id,)
+        self._insert(event, facts, pinned)
+        deleted: tuple[EventId, ...] = ()
+        if event.kind == _DELETION_KIND:
+            deleted = self._apply_deletion(event)
+        return AddResult(stored=True, replaced=replaced, deleted=deleted)
+
+    def _is_tombstoned(self, event: Event, address: str | None) -> bool:
+        if (event.id, event.pubkey) in self._tomb_ids:
+            return True
+        if address is not None:
+            deletions = self._tomb_addresses.get(address)
+            if deletions and event.created_at <= max(deletions.values()):
+                return True
+        return False
+
+    def _apply_deletion(self, deletion: Event) -> tuple[EventId, ...]:
+        """NIP-09: remove the author's own targets now and remember them for late arrivals."""
+        ids, addresses = _deletion_targets(deletion)
+        removed: list[EventId] = []
+        for target_id in ids:
+            tomb = (target_id, deletion.pubkey)
+            self._tomb_ids[tomb] = self._tomb_ids.get(tomb, 0) + 1
+            target = self._by_id.get(target_id)
+            if target is not None and target.pubkey == deletion.pubkey and target.kind != _DELETION_KIND:
+                self._remove(target)
+                removed.append(target.id)
+        for address in addresses:
+            self._tomb_addresses.setdefault(address, {})[deletion.id] = deletion.created_at
+            current_id = self._latest.get(address)
+            if current_id is not None:
+                current = self._by_id[current_id]
+                if current.created_at <= deletion.created_at:
+                    self._remove(current)
+                    removed.append(current.id)
+        self._deleted += len(removed)
+        return tuple(removed)
+
+    def _forget_deletion(self, deletion: Event) -> None:
+        """Drop the tombstones of a kind-5 that leaves the store (eviction or expiry)."""
+        ids, addresses = _deletion_targets(deletion)
+        for target_id in ids:
+            tomb = (target_id, deletion.pubkey)
+            left = self._tomb_ids.get(tomb, 0) - 1
+            if left > 0:
+                self._tomb_ids[tomb] = left
+            else:
+                self._tomb_ids.pop(tomb, None)
+        for address in addresses:
+            deletions = self._tomb_addresses.get(address)
+            if deletions is not None:
+                deletions.pop(deletion.id, None)
+                if not deletions:
+                    del self._tomb_addresses[address]
+
+    def _evict(self) -> None:
+        if self.capacity is None:
+            return
+        fifo = self._fifo
+        while len(fifo) > self.capacity:
+            oldest_id, _ = fifo.popitem(last=False)
+            self._remove(self._by_id[oldest_id])
+            self._evicted += 1
+
+    def _list_slots(self, event: Event, facts: _Facts) -> Iterator[tuple[dict[Any, list[int]], object]]:
+        """Every (index dict, entry) pair whose key list holds this event."""
+        yield self._author, event.pubkey
+        yield self._kind, event.kind
+        yield self._author_kind, (event.pubkey, event.kind)
+        for pair in facts.index_tags:
+            yield self._tag, pair
+
+    def _insert(self, event: Event, facts: _Facts, pinned: bool) -> None:
+        event.json  # noqa: B018 -- encode the wire JSON once, now, so serving never re-encodes
+        key = sort_key(event)
+        self._by_id[event.id] = event
+        self._by_key[key] = event
+        if facts.address is not None:
+            self._latest[facts.address] = event.id
+        if facts.expiration is not None:
+            self._expiry[key] = facts.expiration
+        if pinned:
+            self._pinned.add(event.id)
+        else:
+            self._fifo[event.id] = None
+        if self._pending is not None:
+            self._pending[key] = event
+            return
+        insort(self._time, key)
+        for index, entry in self._list_slots(event, facts):
+            keys = index.get(entry)
+            if keys is None:
+                index[entry] = [key]
+            else:
+                insort(keys, key)
+
+    def _remove(self, event: Event) -> None:
+        key = sort_key(event)
+        facts = _facts(event)
+        del self._by_id[event.id]
+        del self._by_key[key]
+        if facts.address is not None and self._latest.get(facts.address) == event.id:
+            del self._latest[facts.address]
+        self._expiry.pop(key, None)
+        self._pinned.discard(event.id)
+        self._fifo.pop(event.id, None)
+        if event.kind == _DELETION_KIND:
+            self._forget_deletion(event)
+        if self._pending is not None and self._pending.pop(key, None) is not None:
+            return
+        _list_remove(self._time, key)
+        for index, entry in self._list_slots(event, facts):
+            keys = index[entry]
+            _list_remove(keys, key)
+            if not keys:
+                del index[entry]
+
+    def _index_bulk(self, pending: dict[int, Event] | None) -> None:
+        """Append the keys stored during load() to their lists, then sort each touched list once."""
+        if not pending:
+            return
+        touched: dict[int, list[int]] = {id(self._time): self._time}
+        self._time.extend(pending)
+        for key, event in pending.items():
+            for index, entry in self._list_slots(event, _facts(event)):
+                keys = index.get(entry)
+                if keys is None:
+                    keys = index[entry] = []
+                keys.append(key)
+                touched[id(keys)] = keys
+        for keys in touched.values():
+            # Timsort merges the old sorted run with the appended run in linear time.
+            keys.sort()
+
+    # ------------------------------------------------------------------ internals: reading
+
+    def _plan(self, flt: Filter) -> tuple[list[list[int]], bool]:
+        """The cheapest key lists that cover ``flt`` and whether candidates still need matches()."""
+        wanted: set[str] = set()
+        if flt.authors is not None:
+            wanted.add("authors")
+        if flt.kinds is not None:
+            wanted.add("kinds")
+        for name in flt.tags:
+            wanted.add("#" + name)
+        options: list[tuple[int, int, list[list[int]], set[str]]] = []
+
+        def option(rank: int, lists: list[list[int] | None], covers: set[str]) -> None:
+            present = [keys for keys in lists if keys is not None]
+            options.append((sum(map(len, present)), rank, present, covers))
+
+        if (
+            flt.authors is not None
+            and flt.kinds is not None
+            and len(flt.authors) * len(flt.kinds) <= _MAX_PAIRS
+        ):
+            pairs = self._author_kind
+            option(0, [pairs.get((a, k)) for a in flt.authors for k in flt.kinds], {"authors", "kinds"})
+        if flt.authors is not None:
+            option(1, [self._author.get(a) for a in flt.authors], {"authors"})
+        for name, values in flt.tags.items():
+            if name in _INDEXED_TAGS:
+                option(1, [self._tag.get((name, v)) for v in values], {"#" + name})
+        if flt.kinds is not None:
+            option(2, [self._kind.get(k) for k in flt.kinds], {"kinds"})
+        option(3, [self._time], set())
+        _, _, lists, covers = min(options, key=lambda opt: (opt[0], opt[1]))
+        return lists, bool(wanted - covers)
+
+    def _run(self, flt: Filter, now: float, limit: int | None) -> list[int]:
+        """Keys matching one filter, newest first, at most ``limit``."""
+        if limit is not None and limit <= 0:
+            return []
+        expiry = self._expiry
+        if flt.ids is not None:
+            hits = []
+            for event_id in flt.ids:
+                event = self._by_id.get(event_id)
+                if event is None or not flt.matches(event):
+                    continue
+                key = sort_key(event)
+                if key in expiry and expiry[key] <= now:
+                    continue
+                hits.append(key)
+            hits.sort(reverse=True)
+            return hits if limit is None else hits[:limit]
+        lists, residual = self._plan(flt)
+        if not lists:
+            return []
+        if len(lists) == 1:
+            keys = lists[0]
+            lo, hi = _bounds(keys, flt.since, flt.until)
+            candidates: Iterable[int] = islice(reversed(keys), len(keys) - hi, len(keys) - lo)
+        else:
+            runs = []
+            for keys in lists:
+                lo, hi = _bounds(keys, flt.since, flt.until)
+                if hi > lo:
+                    runs.append(islice(reversed(keys), len(keys) - hi, len(keys) - lo))
+            candidates = _dedupe(heapq.merge(*runs, reverse=True))
+        by_key = self._by_key
+        out: list[int] = []
+        if not residual and not expiry:
+            return list(candidates if limit is None else islice(candidates, limit))
+        for key in candidates:
+            if expiry and key in expiry and expiry[key] <= now:
+                continue
+            if residual and not flt.matches(by_key[key]):
+                continue
+            out.append(key)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+
+def _as_tuple(filters: Sequence[Filter] | Filter) -> Sequence[Filter]:
+    return (filters,) if hasattr(filters, "matches") else filters  # type: ignore[return-value]
+
+
+def _effective_limit(flt: Filter, default_limit: int | None, max_limit: int | None) -> int | None:
+    limit = flt.limit if flt.limit is not None else default_limit
+    if max_limit is not None:
+        limit = max_limit if limit is None else min(limit, max_limit)
+    return limit
+
+
+def _bounds(keys: list[int], since: int | None, until: int | None) -> tuple[int, int]:
+    """The slice of ``keys`` with since <= created_at <= until (both inclusive, NIP-01)."""
+    lo = 0 if since is None else bisect_left(keys, since << 256)
+    hi = len(keys) if until is None else bisect_left(keys, (until + 1) << 256)
+    return lo, hi
+
+
+def _list_remove(keys: list[int], key: int) -> None:
+    index = bisect_left(keys, key)
+    if index < len(keys) and keys[index] == key:
+        del keys[index]
+    else:  # pragma: no cover - would mean the indexes disagree
+        raise AssertionError(f"store index lost key {key:x}")
+
+
+def _dedupe(keys: Iterable[int]) -> Iterator[int]:
+    """Drop repeats from a sorted stream (an event in two merged lists shows up twice, adjacent)."""
+    last = None
+    for key in keys:
+        if key != last:
+            yield key
+            last = key
