@@ -1,0 +1,145 @@
+"""Pure analysis of memory samples: exact rates, probe-cost compensation, trends, site deltas, verdicts.
+
+No I/O here: feed values in, get values back. The runner (relaysim.scenario.runner) reads probes,
+builds :class:`Sample` values and :class:`Evidence`, and calls these functions.
+
+API summary (stable; the runner codes to these names)
+-----------------------------------------------------
+Samples and rates (``_samples``):
+  ``Sample(t, figures: dict[str, number|None], app_ts=None)`` frozen; ``t`` = harness monotonic s;
+  ``.get(name)`` -> number|None (None = unavailable); ``.to_dict()`` / ``Sample.from_dict(d)``.
+  Figure names: ``TOTAL_ALLOC="totalAlloc"``, ``MALLOCS="mallocs"``, ``HEAP_INUSE="heapInuse"``,
+  ``SYS="sys"`` (``__moxie_mem_stats()``), ``DOM_HANDLES="dom_handles"`` (``__moxie_dom_handles()``),
+  ``THREAD_EVENTS="thread_events"`` (live entries of the app's threadEvents map; 0 after a thread
+  closes in a sound app), ``JS_HEAP_USED="js_heap_used"``, ``NODES="nodes"``,
+  ``LISTENERS="listeners"`` (CDP), ``UASM_BYTES="uasm_bytes"`` (measureUserAgentSpecificMemory),
+  ``WASM_MEMORY_BYTES="wasm_memory_bytes"``, ``RELAY_SUBSCRIPTIONS="relay_subscriptions"``; ``FIGURES``.
+  ``rate(start, end, figure="totalAlloc") -> float|None`` exact (end.v-start.v)/(end.t-start.t);
+  raises ``CounterReset`` if the counter went down. ``figure_delta(a, b, figure)``.
+  ``dom_handles(samples) -> DomHandles(max, final, max_t, samples) | None``.
+Idle protocol (``_idle``):
+  ``measure_probe_cost(readings) -> ProbeCost(bytes_per_probe, calls_measured, figure, min_bytes,
+  max_bytes)`` from back-to-back readings of totalAlloc;
+  ``compensated_rate(raw_rate, probes_in_window, window_s, probe_cost) -> float``;
+  ``idle_windows(boundaries: N+1 samples, probes=None|[k per window], probe_cost=None) ->
+  list[WindowRate] | None``; ``probes[i]`` = probe calls after window i's start reading up to and
+  including its end reading (default 1);
+  ``measure_idle(boundaries, probes=None, probe_cost=None, figure="totalAlloc", settle_s=None,
+  subscriptions_open=None) -> IdleMeasurement | None`` (weakest = highest compensated rate;
+  ``.raw_rate``, ``.compensated_rate``, ``.rate``, ``.windows``, ``.weakest``, ``.window_s``).
+Trends (``_trend``):
+  ``theil_sen(ts, vs, confidence=0.95) -> TheilSen(slope, intercept, low, high, confidence, n)|None``;
+  ``mann_kendall(vs, alpha=0.05) -> MannKendall(trend, p, z, tau, s, test, n, alpha)|None``
+  (Hamed–Rao for n >= 10, original test for 3..9); ``trend(samples, figure) -> Trend|None``.
+Allocation sites (``_sites``):
+  ``parse_alloc_counters(raw_hook_result) -> tuple[AllocSite(site, name, count, bytes)]`` (ValueError);
+  ``site_deltas(before, after) -> list[SiteDelta(site, name, count, bytes, total_count, total_bytes)]``;
+  ``top_sites(deltas, n=10, by="bytes"|"count")``.
+Assertions (``_verdict``):
+  ``Thresholds`` (seed defaults: idle_rate_bps=1024, heap_delta_bytes=20 MiB,
+  heap_inuse_after_5min_bytes=64 MiB, heap_inuse_after_s=300, dom_handles_max=3000,
+  subscriptions_open_when_idle_max=0, thread_events_retained_max=0); ``.with_overrides(mapping)``
+  (``ThresholdError(key, msg)``), ``Thresholds.keys()``, ``.to_dict()``.
+  ``ASSERTION_NAMES = ("idle_rate", "heap_delta", "heap_inuse_after_5min", "dom_handles_max",
+  "subscriptions_closed_when_idle", "thread_events_released")``.
+  ``Evidence(samples=(), initial=None, final=None, start_t=None, idle=None, idle_unavailable=None,
+  subscriptions_open_when_idle=None, thread_closes=())``; ``ThreadClose(before_open, after_close, label)``.
+  ``evaluate(evidence, thresholds=None, names=None) -> list[AssertionResult]``;
+  ``AssertionResult(name, threshold, measured|None, unit, verdict, detail, comparison)``;
+  ``Verdict.PASS|FAIL|UNAVAILABLE`` (str enum); ``overall_verdict(results)``.
+"""
+
+from relaysim.analysis._idle import (
+    IdleMeasurement,
+    ProbeCost,
+    WindowRate,
+    compensated_rate,
+    idle_windows,
+    measure_idle,
+    measure_probe_cost,
+)
+from relaysim.analysis._samples import (
+    DOM_HANDLES,
+    FIGURES,
+    HEAP_INUSE,
+    JS_HEAP_USED,
+    LISTENERS,
+    MALLOCS,
+    NODES,
+    RELAY_SUBSCRIPTIONS,
+    SYS,
+    THREAD_EVENTS,
+    TOTAL_ALLOC,
+    UASM_BYTES,
+    WASM_MEMORY_BYTES,
+    CounterReset,
+    DomHandles,
+    Sample,
+    dom_handles,
+    figure_delta,
+    rate,
+    values,
+)
+from relaysim.analysis._sites import AllocSite, SiteDelta, parse_alloc_counters, site_deltas, top_sites
+from relaysim.analysis._trend import MannKendall, TheilSen, Trend, mann_kendall, theil_sen, trend
+from relaysim.analysis._verdict import (
+    ASSERTION_NAMES,
+    AssertionResult,
+    Evidence,
+    ThreadClose,
+    ThresholdError,
+    Thresholds,
+    Verdict,
+    evaluate,
+    overall_verdict,
+)
+
+__all__ = [
+    "ASSERTION_NAMES",
+    "DOM_HANDLES",
+    "FIGURES",
+    "HEAP_INUSE",
+    "JS_HEAP_USED",
+    "LISTENERS",
+    "MALLOCS",
+    "NODES",
+    "RELAY_SUBSCRIPTIONS",
+    "SYS",
+    "THREAD_EVENTS",
+    "TOTAL_ALLOC",
+    "UASM_BYTES",
+    "WASM_MEMORY_BYTES",
+    "AllocSite",
+    "AssertionResult",
+    "CounterReset",
+    "DomHandles",
+    "Evidence",
+    "IdleMeasurement",
+    "MannKendall",
+    "ProbeCost",
+    "Sample",
+    "SiteDelta",
+    "TheilSen",
+    "ThreadClose",
+    "ThresholdError",
+    "Thresholds",
+    "Trend",
+    "Verdict",
+    "WindowRate",
+    "compensated_rate",
+    "dom_handles",
+    "evaluate",
+    "figure_delta",
+    "idle_windows",
+    "mann_kendall",
+    "measure_idle",
+    "measure_probe_cost",
+    "overall_verdict",
+    "parse_alloc_counters",
+    "rate",
+    "site_deltas",
+    "theil_sen",
+    "top_sites",
+    "trend",
+    "values",
+]
