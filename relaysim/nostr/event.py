@@ -127,12 +127,10 @@ class Event:
     def expiration(self) -> int | None:
         """NIP-40 expiration timestamp, or None when absent or not an integer."""
         value = self.first_tag_value("expiration")
-        if value is None:
+        # Plain ASCII digits only: int() would also take " 12", "1_000" and non-ASCII digits.
+        if value is None or not value.isascii() or not value.isdigit():
             return None
-        try:
-            return int(value)
-        except ValueError:
-            return None
+        return int(value)
 
     def is_expired(self, now: float) -> bool:
         exp = self.expiration
@@ -149,7 +147,9 @@ class Event:
         return None
 
 
-def serialize_for_id(pubkey: str, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str) -> bytes:
+def serialize_for_id(
+    pubkey: str, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str
+) -> bytes:
     """The NIP-01 byte string whose sha256 is the event id."""
     try:
         return orjson.dumps([0, pubkey, created_at, kind, tags, content])
@@ -158,7 +158,9 @@ def serialize_for_id(pubkey: str, created_at: int, kind: int, tags: Sequence[Seq
         raise InvalidEvent("invalid: event contains a string that is not valid UTF-8", "content") from exc
 
 
-def compute_id(pubkey: str, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str) -> EventId:
+def compute_id(
+    pubkey: str, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str
+) -> EventId:
     return EventId(hashlib.sha256(serialize_for_id(pubkey, created_at, kind, tags, content)).hexdigest())
 
 
@@ -229,7 +231,9 @@ def parse_event(obj: object) -> Event:
     content = obj["content"]
     if not isinstance(content, str):
         raise InvalidEvent("invalid: content must be a string", "content")
-    return Event(EventId(obj["id"]), PubKey(obj["pubkey"]), created_at, kind, tuple(tags), content, obj["sig"])
+    return Event(
+        EventId(obj["id"]), PubKey(obj["pubkey"]), created_at, kind, tuple(tags), content, obj["sig"]
+    )
 
 
 def verify_event(event: Event) -> None:
@@ -238,7 +242,9 @@ def verify_event(event: Event) -> None:
     if expected != event.id:
         raise InvalidEvent("invalid: event id does not match its content", "id")
     try:
-        ok = PublicKeyXOnly(bytes.fromhex(event.pubkey)).verify(bytes.fromhex(event.sig), bytes.fromhex(event.id))
+        ok = PublicKeyXOnly(bytes.fromhex(event.pubkey)).verify(
+            bytes.fromhex(event.sig), bytes.fromhex(event.id)
+        )
     except ValueError:
         # An x-only key that is not on the curve.
         ok = False
