@@ -66,7 +66,7 @@ def test_probe_cost_is_the_step_between_back_to_back_probes(session):
     session.driver.get(HOOKS_PAGE)
     cost = measure_probe_cost(session, calls=10)
     assert cost.bytes_per_probe == 48
-    assert cost.deltas == (48.0,) * 9
+    assert (cost.min_bytes, cost.max_bytes, cost.calls_measured) == (48, 48, 10)
 
 
 def test_page_without_hooks_lists_each_unavailable_figure_and_keeps_browser_figures(session):
@@ -78,7 +78,7 @@ def test_page_without_hooks_lists_each_unavailable_figure_and_keeps_browser_figu
     assert figures["dom_handles"] == "hook missing: __moxie_dom_handles"
     assert figures["alloc_sites"] == "hook missing: __moxie_read_alloc_counters"
     assert figures["close_all"] == "hook missing: __moxie_close_all"
-    assert measure_probe_cost(session).bytes_per_probe is None
+    assert measure_probe_cost(session) is None
     browser = read_browser_figures(session)
     assert browser.metrics["Nodes"] > 0 and browser.metrics["JSHeapUsedSize"] > 0
     assert browser.dom_counters["nodes"] > 0
@@ -89,18 +89,21 @@ def test_page_without_hooks_lists_each_unavailable_figure_and_keeps_browser_figu
 
 def test_sampler_counts_its_own_cost(session):
     session.driver.get(HOOKS_PAGE)
-    rows = []
-    sampler = Sampler(session, interval=0.1, on_row=rows.append)
+    seen = []
+    sampler = Sampler(session, interval=0.1, on_sample=lambda s, phase: seen.append((s, phase)))
     sampler.run_for(0.5, phase="w")
-    assert len(rows) >= 4 and rows == sampler.rows
-    totals = [r["totalAlloc"] for r in rows]
-    assert totals == sorted(totals) and all(r["phase"] == "w" for r in rows)
-    assert all(r["dom_handles"] == 7 and r["nodes"] > 0 for r in rows)
+    assert len(seen) >= 4 and [s for s, _ in seen] == sampler.samples
+    assert all(phase == "w" for _, phase in seen)
+    totals = [s.get("totalAlloc") for s in sampler.samples]
+    assert totals == sorted(totals) and totals[1] - totals[0] == 48
+    assert all(s.get("dom_handles") == 7 and s.get("nodes") > 0 for s in sampler.samples)
+    ts = [s.t for s in sampler.samples]
+    assert ts == sorted(ts) and 0.35 < ts[-1] - ts[0] < 2
     cost = sampler.cost()
     # one execute_script for all hooks + one getMetrics, plus one Performance.enable on the first sample
     assert 2 <= cost["round_trips_per_sample"] <= 2.5
     assert cost["ms_per_sample"] > 0
-    assert sampler.max_handles == 7
+    assert sampler.last.handles == 7
 
 
 def test_missing_chromedriver_is_one_line_naming_the_install_command():

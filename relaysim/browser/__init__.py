@@ -8,14 +8,13 @@ from relaysim.browser.drivers import BROWSER_KINDS, BrowserSession, BrowserSpec,
 from relaysim.browser.probes import (
     AppSample,
     BrowserFigures,
-    ProbeCost,
     Unavailable,
     call_close_all,
     measure_probe_cost,
     read_app,
     read_browser_figures,
 )
-from relaysim.browser.sampler import Sampler
+from relaysim.browser.sampler import Sampler, sample_figures
 
 __all__ = [
     "BROWSER_KINDS",
@@ -24,7 +23,6 @@ __all__ = [
     "BrowserSession",
     "BrowserSpec",
     "CdpUnavailable",
-    "ProbeCost",
     "Sampler",
     "Unavailable",
     "call_close_all",
@@ -32,4 +30,5 @@ __all__ = [
     "open_browser",
     "read_app",
     "read_browser_figures",
+    "sample_figures",
 ]

@@ -14,22 +14,23 @@ test lives in a Worker.
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from relaysim import analysis
+from relaysim.analysis import ProbeCost
 from relaysim.browser.drivers import BrowserSession, CdpUnavailable
 
 __all__ = [
     "HOOK_FIGURES",
     "PROBE_JS",
+    "STATE_HOOK",
     "AppSample",
     "BrowserFigures",
-    "ProbeCost",
     "Unavailable",
     "call_close_all",
     "measure_probe_cost",
+    "probe_cost_readings",
     "read_app",
     "read_browser_figures",
 ]
@@ -42,6 +43,8 @@ HOOK_FIGURES: dict[str, tuple[str, ...]] = {
     "__moxie_alloc_log": ("alloc_log",),
     "__moxie_close_all": ("close_all",),
 }
+# Not a moxie hook: the reference client's own state (page, threadEvents); absent in other apps.
+STATE_HOOK = "__relaysim_app_state"
 
 # One round trip. arguments[0] = how many __moxie_alloc_log records the caller already has.
 PROBE_JS = r"""
@@ -63,6 +66,10 @@ return (async () => {
   r.sites = await call('__moxie_read_alloc_counters');
   r.handles = await call('__moxie_dom_handles');
   if (typeof w.__moxie_close_all !== 'function') r.missing.push('__moxie_close_all');
+  if (typeof w.__relaysim_app_state === 'function') {
+    try { r.state = plain(await w.__relaysim_app_state()); }
+    catch (e) { r.errors.__relaysim_app_state = String(e); }
+  }
   const log = w.__moxie_alloc_log;
   if (Array.isArray(log)) { r.logLength = log.length; r.log = plain(log.slice(logFrom)); }
   else r.missing.push('__moxie_alloc_log');
@@ -138,6 +145,15 @@ class AppSample:
     cross_origin_isolated: bool = False
     js_heap: dict[str, float] | None = None
     page_ms: float = 0.0
+    state: dict[str, Any] | None = None
+
+    @property
+    def thread_events(self) -> int | None:
+        """Live threadEvents entries, when the app's state reports them."""
+        if not self.state:
+            return None
+        value = self.state.get("threadEvents", self.state.get("thread_events"))
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     @property
     def total_alloc(self) -> float | None:
@@ -169,6 +185,7 @@ def read_app(session: BrowserSession, log_from: int = 0) -> AppSample:
         cross_origin_isolated=bool(r.get("coi")),
         js_heap=r.get("jsHeap"),
         page_ms=float(r.get("perfEnd", 0)) - float(r.get("perf", 0)),
+        state=r.get("state") if isinstance(r.get("state"), dict) else None,
     )
 
 
@@ -241,37 +258,22 @@ def read_browser_figures(session: BrowserSession, *, ua_memory: bool = True) -> 
     return BrowserFigures(metrics, dom, measured, tuple(missing))
 
 
-@dataclass(frozen=True)
-class ProbeCost:
-    """What one full probe (every hook once) allocates in the app's heap, from back-to-back calls."""
+def probe_cost_readings(session: BrowserSession, calls: int = 20) -> tuple[list[float], float] | None:
+    """``calls`` back-to-back readings of totalAlloc, each after a full probe, and the in-page ms per probe.
 
-    bytes_per_probe: float | None
-    calls: int
-    deltas: tuple[float, ...]
-    ms_per_probe_in_page: float | None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bytes_per_probe": self.bytes_per_probe,
-            "calls": self.calls,
-            "min_delta": min(self.deltas) if self.deltas else None,
-            "max_delta": max(self.deltas) if self.deltas else None,
-            "ms_per_probe_in_page": self.ms_per_probe_in_page,
-            "reason": self.reason,
-        }
-
-
-def measure_probe_cost(session: BrowserSession, calls: int = 20) -> ProbeCost:
-    """Call the probe ``calls`` times back to back in the page; the median step of totalAlloc is its cost.
-
-    The median, not the mean, so that a background allocation landing between two calls does not count.
+    ``None`` when the app has no ``__moxie_mem_stats``. Every gap between two readings holds exactly
+    one probe's allocation, which :func:`relaysim.analysis.measure_probe_cost` turns into bytes per probe.
     """
     got = session.driver.execute_script(PROBE_COST_JS, calls)
     if not got:
-        return ProbeCost(None, 0, (), None, "hook missing: __moxie_mem_stats")
+        return None
     totals = [float(x) for x in got["totals"]]
-    deltas = tuple(b - a for a, b in itertools.pairwise(totals))
-    if not deltas:
-        return ProbeCost(None, len(totals), (), None, "too few calls")
-    return ProbeCost(statistics.median(deltas), len(totals), deltas, float(got["ms"]) / len(totals))
+    return totals, float(got["ms"]) / max(1, len(totals))
+
+
+def measure_probe_cost(session: BrowserSession, calls: int = 20) -> ProbeCost | None:
+    """The probe's own allocation cost in the app's heap, or None without ``__moxie_mem_stats``."""
+    got = probe_cost_readings(session, calls)
+    if got is None:
+        return None
+    return analysis.measure_probe_cost(got[0])

@@ -5,29 +5,54 @@ plus, when the session has CDP and ``cdp_metrics`` is on, one ``Performance.getM
 browser's JS heap, node and listener counts. The sampler times itself and counts round trips from the
 session so the report can say what sampling cost (ms per sample, round trips per sample).
 
-Rows are plain dicts, ready for a JSONL timeline: ``t`` is the page's own clock (``performance.timeOrigin +
-performance.now()``, seconds), so rates use the app's timestamps, not the harness's.
+Samples are :class:`relaysim.analysis.Sample` values. Their ``t`` is the **page's own clock**
+(``performance.timeOrigin + performance.now()``, seconds), read inside the same script that calls the hooks,
+so an idle rate divides by the time the app really spent between two readings, not by the harness's
+WebDriver latency. ``app_ts`` carries the same instant in milliseconds.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from relaysim import analysis as an
+from relaysim.analysis import Sample
 from relaysim.browser.drivers import BrowserSession
 from relaysim.browser.probes import AppSample, enable_metrics, read_app, read_metrics
 
-__all__ = ["Sampler"]
+__all__ = ["Sampler", "sample_figures"]
 
-Row = dict[str, Any]
+_CDP_FIGURES = (("JSHeapUsedSize", an.JS_HEAP_USED), ("Nodes", an.NODES), ("JSEventListeners", an.LISTENERS))
+
+
+def sample_figures(app: AppSample, metrics: Mapping[str, float] | None) -> dict[str, float | int | None]:
+    """The figures of one reading, by :data:`relaysim.analysis.FIGURES` name; unread ones are absent."""
+    figures: dict[str, float | int | None] = {}
+    if app.mem is not None:
+        for key in (an.TOTAL_ALLOC, an.MALLOCS, an.HEAP_INUSE, an.SYS):
+            if isinstance(app.mem.get(key), int | float):
+                figures[key] = app.mem[key]
+    if app.handles is not None:
+        figures[an.DOM_HANDLES] = app.handles
+    if app.thread_events is not None:
+        figures[an.THREAD_EVENTS] = app.thread_events
+    if metrics:
+        for key, name in _CDP_FIGURES:
+            if key in metrics:
+                figures[name] = metrics[key]
+    if app.js_heap and isinstance(app.js_heap.get("used"), int | float):
+        figures["perf_memory_used"] = app.js_heap["used"]
+    return figures
 
 
 class Sampler:
     """Takes samples on demand (:meth:`sample`) or while time passes (:meth:`run_for`).
 
-    ``relay_stats`` (optional) is called per sample for relay-side figures (no browser round trip);
-    ``on_row`` receives each row as it is taken (a JSONL writer, so a killed run loses nothing).
+    ``relay_figures`` (optional) is called per sample and its figures merged in (no browser round trip);
+    ``on_sample(sample, phase)`` receives each sample as it is taken (a JSONL writer, so a killed run
+    loses nothing).
     """
 
     def __init__(
@@ -36,35 +61,34 @@ class Sampler:
         *,
         interval: float = 1.0,
         cdp_metrics: bool = True,
-        relay_stats: Callable[[], dict[str, Any]] | None = None,
-        on_row: Callable[[Row], None] | None = None,
+        relay_figures: Callable[[], Mapping[str, float | int | None]] | None = None,
+        on_sample: Callable[[Sample, str], None] | None = None,
     ) -> None:
         self.session = session
         self.interval = interval
         self.cdp_metrics = cdp_metrics and session.has_cdp
-        self.relay_stats = relay_stats
-        self.on_row = on_row
-        self.rows: list[Row] = []
-        self.samples = 0
+        self.relay_figures = relay_figures
+        self.on_sample = on_sample
+        self.samples: list[Sample] = []
+        self.phases: list[str] = []
+        self.count = 0
         self.sample_seconds = 0.0
         self.sample_round_trips = 0
-        self.max_handles: int | None = None
-        self.max_heap_inuse: float | None = None
-        self.log_length = 0
         self.alloc_log: list[dict[str, Any]] = []
         self.last: AppSample | None = None
+        self._log_length = 0
         self._metrics_enabled = False
 
     def page_loaded(self) -> None:
-        """Call after a navigation: CDP's Performance domain must be enabled again for the new page."""
+        """Call after a navigation: the CDP Performance domain and the alloc log start over."""
         self._metrics_enabled = False
-        self.log_length = 0
+        self._log_length = 0
 
-    def sample(self, phase: str = "") -> Row:
-        """One sample now; returns its row and keeps it."""
+    def sample(self, phase: str = "") -> Sample:
+        """One sample now; keeps it and returns it."""
         started = time.perf_counter()
         trips = self.session.round_trips
-        app = read_app(self.session, self.log_length)
+        app = read_app(self.session, self._log_length)
         metrics = None
         if self.cdp_metrics:
             if not self._metrics_enabled:
@@ -72,38 +96,23 @@ class Sampler:
             metrics = read_metrics(self.session)
         self.sample_seconds += time.perf_counter() - started
         self.sample_round_trips += self.session.round_trips - trips
-        self.samples += 1
+        self.count += 1
         self.last = app
         if app.log:
             self.alloc_log.extend(app.log)
-        self.log_length = app.log_length
-        row: Row = {"t": round(app.t, 4), "wall": round(time.time(), 4), "phase": phase}
-        if app.mem is not None:
-            for key in ("totalAlloc", "mallocs", "heapInuse", "sys"):
-                if key in app.mem:
-                    row[key] = app.mem[key]
-            heap = app.mem.get("heapInuse")
-            if heap is not None:
-                self.max_heap_inuse = heap if self.max_heap_inuse is None else max(self.max_heap_inuse, heap)
-        if app.handles is not None:
-            row["dom_handles"] = app.handles
-            self.max_handles = app.handles if self.max_handles is None else max(self.max_handles, app.handles)
-        if app.js_heap:
-            row["js_heap_used"] = app.js_heap.get("used")
-        if metrics:
-            for key, name in (("JSHeapUsedSize", "cdp_js_heap_used"), ("Nodes", "nodes"),
-                              ("JSEventListeners", "js_event_listeners")):
-                if key in metrics:
-                    row[name] = metrics[key]
-        if self.relay_stats is not None:
-            row["relay"] = self.relay_stats()
-        self.rows.append(row)
-        if self.on_row is not None:
-            self.on_row(row)
-        return row
+        self._log_length = app.log_length
+        figures = sample_figures(app, metrics)
+        if self.relay_figures is not None:
+            figures.update(self.relay_figures())
+        sample = Sample(t=app.t, figures=figures, app_ts=round(app.t * 1000.0, 3))
+        self.samples.append(sample)
+        self.phases.append(phase)
+        if self.on_sample is not None:
+            self.on_sample(sample, phase)
+        return sample
 
-    def run_for(self, seconds: float, phase: str = "") -> list[Row]:
-        """Sample every ``interval`` for ``seconds`` (first sample immediately, last at the end)."""
+    def run_for(self, seconds: float, phase: str = "") -> list[Sample]:
+        """Sample every ``interval`` for ``seconds``: first sample now, last one at the end."""
         taken = [self.sample(phase)]
         deadline = time.monotonic() + seconds
         while True:
@@ -116,11 +125,12 @@ class Sampler:
 
     def cost(self) -> dict[str, float | int | None]:
         """What sampling cost so far: ms and WebDriver round trips per sample."""
-        if not self.samples:
-            return {"samples": 0, "ms_per_sample": None, "round_trips_per_sample": None}
+        if not self.count:
+            return {"samples": 0, "ms_per_sample": None, "round_trips_per_sample": None,
+                    "interval_seconds": self.interval}
         return {
-            "samples": self.samples,
-            "ms_per_sample": round(1000.0 * self.sample_seconds / self.samples, 3),
-            "round_trips_per_sample": round(self.sample_round_trips / self.samples, 3),
+            "samples": self.count,
+            "ms_per_sample": round(1000.0 * self.sample_seconds / self.count, 3),
+            "round_trips_per_sample": round(self.sample_round_trips / self.count, 3),
             "interval_seconds": self.interval,
         }
