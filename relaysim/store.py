@@ -293,7 +293,7 @@ class EventStore:
                 lists, residual = self._plan(flt)
                 if len(lists) == 1 and not residual:
                     lo, hi = _bounds(lists[0], flt.since, flt.until)
-                    return hi - lo
+                    return max(0, hi - lo)  # since > until gives hi < lo
             return len(self._run(flt, now, None))
         union: set[int] = set()
         for flt in filters:
