@@ -1,0 +1,547 @@
+"""Loading scenario files: TOML in, a validated :class:`~relaysim.scenario.model.Scenario` out.
+
+Every problem is a one-line :class:`~relaysim.errors.UsageError` that names the file and, when it
+can be found, the line: ``scenarios/x.toml:12: unknown step 'scrol' (expected one of: ...)``.
+tomllib reports the line of a syntax error in its message; for a semantic error (a bad step, a bad
+argument, an unknown key) tomllib has already thrown the positions away, so :class:`_Lines` scans
+the raw text for the ``[[steps]]`` / ``[[steps.steps]]`` headers and ``key =`` lines and maps a
+step's position in the data (its index path) back to the line it was written on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relaysim.analysis import ASSERTION_NAMES, ThresholdError, Thresholds
+from relaysim.errors import UsageError
+from relaysim.scenario.model import (
+    PAGES,
+    STEP_KINDS,
+    Assert,
+    Back,
+    BrowserOptions,
+    CloseAll,
+    Feed,
+    MeasureIdle,
+    Notifications,
+    Open,
+    OpenProfile,
+    OpenThread,
+    Repeat,
+    SampleInterval,
+    Scenario,
+    Scroll,
+    Step,
+    Traffic,
+    Wait,
+)
+
+__all__ = ["load_scenario", "parse_scenario", "resolve_scenario"]
+
+BROWSERS = ("chromium", "firefox", "remote")
+TRAFFIC_MODES = ("on", "off", "burst")
+_REPO_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def resolve_scenario(name_or_path: str | Path) -> Path:
+    """A path as given if it exists; else ``scenarios/<name>.toml`` (cwd, then the source tree)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    if p.suffix == "" and len(p.parts) == 1:
+        for root in (Path("scenarios"), _REPO_SCENARIOS):
+            candidate = root / f"{p.name}.toml"
+            if candidate.exists():
+                return candidate
+    return p
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, parse and validate the scenario file at ``path`` (or a shipped scenario's bare name)."""
+    label = str(path)
+    p = resolve_scenario(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{label}: no such scenario file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{label}: is a directory, not a scenario file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{label}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot read: {exc.strerror}") from None
+    return parse_scenario(text, str(p) if p != Path(label) else label)
+
+
+# --- where things were written ------------------------------------------------------------------
+
+_ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([^\[\]]+?)\s*\]\]\s*(?:#.*)?$")
+_TABLE_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+_STEPS_PATH = re.compile(r"^steps(?:\.steps)*$")
+_DO_KEY = re.compile(r"(?:^|[{,\s])do\s*=")
+
+
+@dataclass
+class _Node:
+    line: int  # 1-based header line
+    end: int  # last line of its own section
+    children: list[_Node] = field(default_factory=list)
+
+
+class _Lines:
+    """Maps keys and steps back to the 1-based lines they were written on (None when not found)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.root = _Node(0, 0)
+        self.tables: dict[str, tuple[int, int]] = {}
+        self.top_end = len(self.lines)
+        headers: list[int] = []
+        stack: list[_Node] = [self.root]
+        for i, raw in enumerate(self.lines, start=1):
+            m = _ARRAY_HEADER.match(raw)
+            t = None if m else _TABLE_HEADER.match(raw)
+            if not (m or t):
+                continue
+            headers.append(i)
+            if m:
+                name = re.sub(r"\s+", "", m.group(1))
+                if _STEPS_PATH.match(name):
+                    depth = name.count("steps")
+                    if depth <= len(stack) - 1 + 1 and depth >= 1:
+                        parent = stack[depth - 1] if depth - 1 < len(stack) else stack[-1]
+                        node = _Node(i, len(self.lines))
+                        parent.children.append(node)
+                        stack = [*stack[:depth], node]
+            else:
+                self.tables[re.sub(r"\s+", "", t.group(1))] = (i, len(self.lines))  # type: ignore[union-attr]
+        # Each section ends where the next header begins.
+        ends = {h: nxt - 1 for h, nxt in zip(headers, [*headers[1:], len(self.lines) + 1], strict=True)}
+        self.top_end = headers[0] - 1 if headers else len(self.lines)
+        self.tables = {k: (start, ends[start]) for k, (start, _) in self.tables.items()}
+        self._fix_ends(self.root, ends)
+        self.do_lines = [
+            i for i, raw in enumerate(self.lines, start=1) if _DO_KEY.search(raw.split("#", 1)[0])
+        ]
+
+    def _fix_ends(self, node: _Node, ends: Mapping[int, int]) -> None:
+        for child in node.children:
+            child.end = ends.get(child.line, child.end)
+            self._fix_ends(child, ends)
+
+    def _find_key(self, key: str, start: int, end: int) -> int | None:
+        pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=")
+        for i in range(start, end + 1):
+            if 1 <= i <= len(self.lines) and pattern.match(self.lines[i - 1]):
+                return i
+        return None
+
+    def key(self, key: str, table: str | None = None) -> int | None:
+        """Line of ``key = ...`` at the top level or inside ``[table]`` (the table header otherwise)."""
+        if table is None:
+            return self._find_key(key, 1, self.top_end)
+        if table not in self.tables:
+            return self._find_key(table, 1, self.top_end)
+        start, end = self.tables[table]
+        return self._find_key(key, start + 1, end) or start
+
+    def step(self, path: Sequence[int], preorder: int, key: str | None = None) -> int | None:
+        """Line of the step at index ``path`` (or of its ``key``); ``preorder``: its document-order index."""
+        node = self.root
+        for index in path:
+            if index >= len(node.children):
+                node = None  # type: ignore[assignment]
+                break
+            node = node.children[index]
+        if node is not None and node is not self.root:
+            if key is not None:
+                return self._find_key(key, node.line + 1, node.end) or node.line
+            return node.line
+        # Steps written inline (steps = [{ do = "..." }]): the n-th `do =` in the file.
+        if 0 <= preorder < len(self.do_lines):
+            return self.do_lines[preorder]
+        return self.key("steps")
+
+
+# --- value checks ------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """A value is wrong; the message completes "<what> ..." (e.g. "must be an integer >= 1, got 0")."""
+
+
+Check = Callable[[object], object]
+
+
+def _num(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(lo: int, hi: int | None = None) -> Check:
+    def check(v: object) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+            raise _Bad(f"must be an integer {rng}, got {v!r}")
+        return v
+
+    return check
+
+
+def _float(lo: float, strict: bool) -> Check:
+    def check(v: object) -> float:
+        if not _num(v) or (v <= lo if strict else v < lo):  # type: ignore[operator]
+            raise _Bad(f"must be a number {'>' if strict else '>='} {lo:g}, got {v!r}")
+        return float(v)  # type: ignore[arg-type]
+
+    return check
+
+
+def _bool(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"must be true or false, got {v!r}")
+    return v
+
+
+def _str(v: object) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad(f"must be a non-empty string, got {v!r}")
+    return v
+
+
+def _text(v: object) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"must be a string, got {v!r}")
+    return v
+
+
+def _choice(options: Sequence[str]) -> Check:
+    def check(v: object) -> str:
+        if v not in options:
+            raise _Bad(f"must be one of: {', '.join(options)}; got {v!r}")
+        return v  # type: ignore[return-value]
+
+    return check
+
+
+def _page_arg(v: object) -> int | str:
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    if isinstance(v, str) and v.strip():
+        return v
+    raise _Bad(f"must be an index >= 0 or an id string, got {v!r}")
+
+
+def _rates(v: object) -> str:
+    text = _str(v)
+    from relaysim.traffic.rates import parse_rates
+
+    try:
+        parse_rates(text)
+    except UsageError as exc:
+        raise _Bad(f"is not a traffic spec: {exc}") from None
+    return text
+
+
+def _traffic_kind(v: object) -> str:
+    from relaysim.traffic.rates import KIND_NAMES
+
+    return _choice(KIND_NAMES)(v)  # type: ignore[return-value]
+
+
+def _names(v: object) -> tuple[str, ...]:
+    if v == "all":
+        return ASSERTION_NAMES
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+        raise _Bad(f'must be "all" or a non-empty list of assertion names, got {v!r}')
+    for name in v:
+        if name not in ASSERTION_NAMES:
+            raise _Unknown(f"unknown assertion {name!r} (expected one of: all, {', '.join(ASSERTION_NAMES)})")
+    return tuple(dict.fromkeys(v))
+
+
+class _Unknown(_Bad):
+    """Like _Bad, but the message stands on its own (no "<what>" prefix)."""
+
+
+# Per step kind: argument name -> (check, required).
+_ARGS: dict[str, dict[str, tuple[Check, bool]]] = {
+    "open": {"page": (_choice(PAGES), True), "arg": (_page_arg, False)},
+    "scroll": {"n": (_int(1, 1000), False), "pause": (_float(0, False), False)},
+    "open_thread": {"k": (_int(0), False)},
+    "open_profile": {"k": (_int(0), False), "from_thread": (_bool, False)},
+    "back": {"n": (_int(1, 100), False)},
+    "notifications": {},
+    "feed": {},
+    "wait": {"seconds": (_float(0, True), True)},
+    "traffic": {
+        "mode": (_choice(TRAFFIC_MODES), True),
+        "rates": (_rates, False),
+        "kind": (_traffic_kind, False),
+        "n": (_int(1, 10_000), False),
+    },
+    "close_all": {},
+    "measure_idle": {
+        "settle": (_float(0, False), False),
+        "window": (_float(0, True), False),
+        "windows": (_int(1, 10), False),
+    },
+    "assert": {"names": (_names, True)},
+    "sample": {"interval": (_float(0, True), True)},
+    "repeat": {"times": (_int(1, 10_000), True), "steps": (lambda v: v, True)},
+}
+assert tuple(sorted(_ARGS)) == STEP_KINDS
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.where = _Lines(text)
+        self.preorder = 0
+
+    def fail(self, line: int | None, message: str) -> UsageError:
+        return UsageError(f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}")
+
+    # steps
+    def steps(self, raw: object, path: tuple[int, ...], line: int | None) -> tuple[Step, ...]:
+        if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+            raise self.fail(line, "'steps' must be an array of tables ([[steps]])")
+        if not raw:
+            raise self.fail(line, "'steps' is empty: a scenario needs at least one step")
+        return tuple(self.step(item, (*path, i)) for i, item in enumerate(raw))
+
+    def step(self, raw: dict[str, object], path: tuple[int, ...]) -> Step:
+        preorder = self.preorder
+        self.preorder += 1
+        line = self.where.step(path, preorder)
+
+        def at(key: str) -> int | None:
+            return self.where.step(path, preorder, key)
+
+        expected = f"expected one of: {', '.join(STEP_KINDS)}"
+        if "do" not in raw:
+            raise self.fail(line, f"step has no 'do' key ({expected})")
+        kind = raw["do"]
+        if not isinstance(kind, str) or kind not in _ARGS:
+            raise self.fail(at("do"), f"unknown step {kind!r} ({expected})")
+        spec = _ARGS[kind]
+        args: dict[str, object] = {}
+        for key, value in raw.items():
+            if key == "do":
+                continue
+            if key not in spec:
+                takes = f"expected: {', '.join(spec)}" if spec else "it takes none"
+                raise self.fail(at(key), f"step '{kind}' takes no argument {key!r} ({takes})")
+            if kind == "repeat" and key == "steps":
+                continue
+            check, _ = spec[key]
+            try:
+                args[key] = check(value)
+            except _Unknown as exc:
+                raise self.fail(at(key), str(exc)) from None
+            except _Bad as exc:
+                raise self.fail(at(key), f"{kind}.{key} {exc}") from None
+        for key, (_, required) in spec.items():
+            if required and key not in raw:
+                raise self.fail(line, f"step '{kind}' needs {key!r}")
+        return self.build(kind, args, raw, path, line, at)
+
+    def build(self, kind, args, raw, path, line, at) -> Step:  # type: ignore[no-untyped-def]
+        match kind:
+            case "open":
+                return Open(line=line, **args)
+            case "scroll":
+                return Scroll(line=line, **args)
+            case "open_thread":
+                return OpenThread(line=line, **args)
+            case "open_profile":
+                if args.get("from_thread") and "k" in args:
+                    raise self.fail(line, "open_profile takes either 'k' or 'from_thread = true', not both")
+                return OpenProfile(line=line, **args)
+            case "back":
+                return Back(line=line, **args)
+            case "notifications":
+                return Notifications(line=line)
+            case "feed":
+                return Feed(line=line)
+            case "wait":
+                return Wait(line=line, **args)
+            case "traffic":
+                return self.traffic(args, line, at)
+            case "close_all":
+                return CloseAll(line=line)
+            case "measure_idle":
+                return MeasureIdle(line=line, **args)
+            case "assert":
+                return Assert(line=line, **args)
+            case "sample":
+                return SampleInterval(line=line, **args)
+            case "repeat":
+                body = self.steps(raw["steps"], path, at("steps"))
+                return Repeat(line=line, times=args["times"], steps=body)
+        raise AssertionError(kind)  # pragma: no cover - _ARGS and this match list the same kinds
+
+    def traffic(self, args: dict[str, object], line: int | None, at: Callable[[str], int | None]) -> Traffic:
+        mode = args["mode"]
+        allowed = {"on": {"rates"}, "off": set(), "burst": {"kind", "n"}}[mode]  # type: ignore[index]
+        for key in ("rates", "kind", "n"):
+            if key in args and key not in allowed:
+                raise self.fail(at(key), f"traffic mode '{mode}' takes no {key!r}")
+        for key in sorted(allowed):
+            if key not in args:
+                raise self.fail(line, f"traffic mode '{mode}' needs {key!r}")
+        return Traffic(line=line, **args)  # type: ignore[arg-type]
+
+    # semantic checks across steps
+    def check_order(self, steps: tuple[Step, ...]) -> None:
+        from relaysim.scenario.model import walk
+
+        idle_seen = thread_seen = False
+        for step in walk(steps):
+            if isinstance(step, MeasureIdle):
+                idle_seen = True
+            elif isinstance(step, OpenThread) or (isinstance(step, Open) and step.page == "thread"):
+                thread_seen = True
+            elif isinstance(step, Assert):
+                for name in step.names:
+                    if name in ("idle_rate", "subscriptions_closed_when_idle") and not idle_seen:
+                        raise self.fail(step.line, f"assert {name!r} needs a measure_idle step before it")
+                    if name == "thread_events_released" and not thread_seen:
+                        raise self.fail(step.line, f"assert {name!r} needs an open_thread step before it")
+
+
+_TOP_KEYS = (
+    "app",
+    "browser",
+    "dataset",
+    "description",
+    "name",
+    "probe_calls",
+    "sample_interval",
+    "seed",
+    "steps",
+    "thresholds",
+    "traffic",
+)
+_TOP_CHECKS: dict[str, Check] = {
+    "name": _str,
+    "description": _text,
+    "app": _str,
+    "dataset": _str,
+    "seed": _int(0),
+    "traffic": _rates,
+    "sample_interval": _float(0, True),
+    "probe_calls": _int(2, 1000),
+}
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse scenario TOML ``text``; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOML_POS.search(msg)
+        if m:
+            raise UsageError(
+                f"{source}:{m.group(1)}: invalid TOML: {msg[: m.start()]} (column {m.group(2)})"
+            ) from None
+        if msg.endswith("(at end of document)"):
+            end = max(1, len(text.splitlines()))
+            raise UsageError(
+                f"{source}:{end}: invalid TOML: {msg[: -len(' (at end of document)')]}"
+            ) from None
+        raise UsageError(f"{source}: invalid TOML: {msg}") from None
+
+    p = _Parser(text, source)
+    where = p.where
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise p.fail(where.key(key), f"unknown key {key!r} (expected one of: {', '.join(_TOP_KEYS)})")
+    fields: dict[str, object] = {}
+    for key, check in _TOP_CHECKS.items():
+        if key in data:
+            try:
+                fields[key] = check(data[key])
+            except _Bad as exc:
+                raise p.fail(where.key(key), f"{key!r} {exc}") from None
+
+    thresholds = Thresholds()
+    overrides: dict[str, float] = {}
+    raw_th = data.get("thresholds", {})
+    if not isinstance(raw_th, dict):
+        raise p.fail(where.key("thresholds"), "'thresholds' must be a table ([thresholds])")
+    try:
+        thresholds = thresholds.with_overrides(raw_th)
+    except ThresholdError as exc:
+        raise p.fail(where.key(exc.key, "thresholds"), str(exc)) from None
+    overrides = dict(raw_th)
+
+    browser = _browser(p, data.get("browser", {}))
+
+    if "steps" not in data:
+        raise p.fail(None, "no steps (add [[steps]] tables)")
+    steps = p.steps(data["steps"], (), where.key("steps"))
+    p.check_order(steps)
+    return Scenario(
+        name=fields.pop("name", None) or Path(source).stem,  # type: ignore[arg-type]
+        steps=steps,
+        thresholds=thresholds,
+        threshold_overrides=overrides,
+        browser=browser,
+        path=source,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _window_size(ws: object) -> tuple[int, int]:
+    if not (
+        isinstance(ws, list)
+        and len(ws) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in ws)
+    ):
+        raise _Bad(f"must be [width, height] in pixels, got {ws!r}")
+    return (ws[0], ws[1])
+
+
+def _str_list(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+        raise _Bad(f"must be a list of strings, got {v!r}")
+    return tuple(v)
+
+
+_BROWSER_CHECKS: dict[str, Check] = {
+    "name": _choice(BROWSERS),
+    "headless": _bool,
+    "window_size": _window_size,
+    "args": _str_list,
+}
+
+
+def _browser(p: _Parser, raw: object) -> BrowserOptions:
+    where = p.where
+    if not isinstance(raw, dict):
+        raise p.fail(where.key("browser"), "'browser' must be a table ([browser])")
+    options: dict[str, object] = {}
+    for key, value in raw.items():
+        check = _BROWSER_CHECKS.get(key)
+        if check is None:
+            raise p.fail(
+                where.key(key, "browser"),
+                f"unknown browser option {key!r} (expected one of: {', '.join(sorted(_BROWSER_CHECKS))})",
+            )
+        try:
+            options[key] = check(value)
+        except _Bad as exc:
+            raise p.fail(where.key(key, "browser"), f"browser.{key} {exc}") from None
+    return BrowserOptions(**options)  # type: ignore[arg-type]
