@@ -25,11 +25,11 @@ from math import floor
 from typing import NamedTuple, Protocol, TypeVar
 
 import orjson
-from bech32 import bech32_encode, convertbits
 from coincurve import PrivateKey
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event, EventId, PubKey, compute_id
+from relaysim.nostr.nip19 import note_encode, npub_encode
 from relaysim.traffic.bolt11 import encode_invoice
 from relaysim.traffic.rates import KIND_NAMES, NOSTR_KINDS, Rates
 
@@ -98,14 +98,6 @@ class _Draws:
         return hashlib.sha256(self._digest + b"\0" + label).digest()
 
 
-def _npub(pubkey: str) -> str:
-    return bech32_encode("npub", convertbits(bytes.fromhex(pubkey), 8, 5) or [])
-
-
-def _note(event_id: str) -> str:
-    return bech32_encode("note", convertbits(bytes.fromhex(event_id), 8, 5) or [])
-
-
 class TrafficGenerator:
     """Makes the live traffic a relay pushes to a client under test. Pure: no clock, no I/O.
 
@@ -122,7 +114,7 @@ class TrafficGenerator:
         self._start = Fraction(self.start_time)
         self._seed = str(seed).encode()
         self._viewer = PubKey(cast.viewer_pubkey)
-        self._viewer_npub = _npub(cast.viewer_pubkey)
+        self._viewer_npub = npub_encode(cast.viewer_pubkey)
         self._relay_url = cast.relay_url
         # One coincurve key object per author: building it costs as much as a signature.
         self._authors: tuple[tuple[PrivateKey, PubKey], ...] = tuple(
@@ -236,7 +228,7 @@ class TrafficGenerator:
         elif style == 1 and self._popular_notes:
             # NIP-18 quote of a popular note.
             quoted = draws.pick(self._popular_notes)
-            content += f" nostr:{_note(quoted)}"
+            content += f" nostr:{note_encode(quoted)}"
             tags.append(["q", quoted, self._relay_url])
         return self._sign(draws, key, created_at, 1, tags, content)
 
