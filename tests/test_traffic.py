@@ -47,6 +47,7 @@ class SmallCast:
     viewer_pubkey: str
     author_secrets: tuple[bytes, ...]
     zapper_secret: bytes
+    lightning_node_secret: bytes
     viewer_note_ids: tuple[str, ...]
     popular_note_ids: tuple[str, ...]
     relay_url: str = RELAY
@@ -57,6 +58,7 @@ def small_cast(authors: int = 5, viewer_notes: int = 4) -> SmallCast:
         viewer_pubkey=pubkey_of(_secret("viewer", 0)),
         author_secrets=tuple(_secret("author", i) for i in range(authors)),
         zapper_secret=_secret("zapper", 0),
+        lightning_node_secret=_secret("node", 0),
         viewer_note_ids=tuple(hashlib.sha256(f"vn{i}".encode()).hexdigest() for i in range(viewer_notes)),
         popular_note_ids=tuple(hashlib.sha256(f"pn{i}".encode()).hexdigest() for i in range(3)),
     )
@@ -322,7 +324,7 @@ def test_reactions_and_reposts_target_viewer_notes() -> None:
 
 
 def test_zap_receipts_follow_nip57() -> None:
-    zapper = PrivateKey(CAST.zapper_secret)
+    node = PrivateKey(CAST.lightning_node_secret)
     for receipt in _by_kind()["zaps"]:
         assert receipt.kind == 9735 and receipt.content == ""
         description = receipt.first_tag_value("description")
@@ -338,7 +340,7 @@ def test_zap_receipts_follow_nip57() -> None:
         assert invoice.description_hash == hashlib.sha256(description.encode()).digest()
         preimage = bytes.fromhex(receipt.first_tag_value("preimage"))
         assert invoice.payment_hash == hashlib.sha256(preimage).digest()
-        assert invoice.payee == zapper.public_key.format()
+        assert invoice.payee == node.public_key.format()
         assert invoice.timestamp == receipt.created_at
 
 
@@ -517,3 +519,32 @@ def test_control_burst_errors() -> None:
 async def test_bad_tick() -> None:
     with pytest.raises(UsageError, match="traffic tick must be positive"):
         await run_traffic(Sink(), generator(), TrafficControl(), tick=0)
+
+
+# -- with the real seed1 cast ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed1_cast():
+    from relaysim.dataset import cast_for, load_spec
+
+    return cast_for(load_spec("seed1"), "ws://127.0.0.1:9999/")
+
+
+def test_seed1_cast_drives_the_generator(seed1_cast) -> None:
+    gen = TrafficGenerator(seed1_cast, "seed1", parse_rates(ALL_KINDS), float(seed1_cast.window_end))
+    made = {name: gen.burst(name, 20) for name in KIND_NAMES}
+    feed = parse_filter({"authors": list(seed1_cast.author_pubkeys), "kinds": [1, 6]})
+    notifications = parse_filter({"#p": [seed1_cast.viewer_pubkey]})
+    for name in ("notes", "replies", "reposts"):
+        assert all(feed.matches(e) for e in made[name]), name
+    for name in ("replies", "reactions", "reposts", "zaps"):
+        assert all(notifications.matches(e) for e in made[name]), name
+    viewer_notes = {note.id for note in seed1_cast.viewer_notes if note.pubkey == seed1_cast.viewer_pubkey}
+    assert {r.first_tag_value("e") for r in made["replies"]} <= viewer_notes
+    assert all(("e", r.first_tag_value("e"), "ws://127.0.0.1:9999/") in r.tags for r in made["reposts"])
+    assert {z.pubkey for z in made["zaps"]} == {seed1_cast.zapper_pubkey}
+    for events in made.values():
+        for event in events:
+            verify_event(event)
+            assert event.created_at == seed1_cast.window_end

@@ -58,7 +58,9 @@ class TrafficCast(Protocol):
     @property
     def author_secrets(self) -> Sequence[bytes]: ...  # authors the viewer follows
     @property
-    def zapper_secret(self) -> bytes: ...
+    def zapper_secret(self) -> bytes: ...  # the recipient's LNURL server: signs zap receipts
+    @property
+    def lightning_node_secret(self) -> bytes: ...  # signs the bolt11 invoices
     @property
     def viewer_note_ids(self) -> Sequence[str]: ...  # kind-1 notes written by the viewer
     @property
@@ -121,8 +123,8 @@ class TrafficGenerator:
             (key, PubKey(key.public_key_xonly.format().hex()))
             for key in (PrivateKey(bytes(secret)) for secret in cast.author_secrets)
         )
-        self._zapper_secret = bytes(cast.zapper_secret)
-        self._zapper = PrivateKey(self._zapper_secret)
+        self._zapper = PrivateKey(bytes(cast.zapper_secret))
+        self._node_secret = bytes(cast.lightning_node_secret)
         self._viewer_notes = tuple(cast.viewer_note_ids)
         self._popular_notes = tuple(cast.popular_note_ids)
         self._now = self.start_time
@@ -271,7 +273,7 @@ class TrafficGenerator:
         description = request.json.decode()
         preimage = draws.secret(b"preimage")
         invoice = encode_invoice(
-            self._zapper_secret,
+            self._node_secret,
             amount_msat=amount,
             timestamp=created_at,
             payment_hash=hashlib.sha256(preimage).digest(),
