@@ -1,0 +1,94 @@
+"""The run report (JSON, schema ``relaysim.report/1``), the JSONL timeline, and the CLI's table.
+
+Pure model plus thin file writers; docs/report-schema.md documents every field.
+
+API summary (stable; the runner and CLI code to these names)
+-------------------------------------------------------------
+Model (frozen dataclasses, all keyword-only):
+  ``Report(scenario: ScenarioInfo, app: AppInfo, environment: Environment, timing: Timing,
+  heap: HeapFigures, assertions=(), verdict=None -> overall_verdict(assertions), alloc_sites=None,
+  dom_handles: analysis.DomHandles|None, relay: RelayFigures|None, probe_cost: analysis.ProbeCost|None,
+  idle: analysis.IdleMeasurement|None, unavailable: tuple[Unavailable]=(), samples=None (bounded),
+  timeline: str|None (JSONL path), notes=(), schema_version="relaysim.report/1")``;
+  ``.to_dict()``, ``.to_json(indent=True) -> bytes``.
+  ``ScenarioInfo(name, path, description, thresholds)``, ``AppInfo(url, mode, hooks_missing=())``,
+  ``Environment(browser_name, browser_version, driver_version, webdriver_url, python, relaysim,
+  platform, dataset_name, dataset_sha256, seed)``, ``Timing(started_at, finished_at, duration_s,
+  steps: tuple[StepTiming(index, kind, line, start_s, duration_s)], sampling: SamplingCost(samples,
+  ms_per_sample, round_trips_per_sample)|None)``, ``HeapFigures(initial, final, delta_bytes,
+  total_alloc_delta, mallocs_delta, trend)``, ``AllocSites(top_by_bytes, top_by_count, sites)``,
+  ``RelayFigures(subscriptions_opened, subscriptions_closed, subscriptions_open_at_end, events_pushed,
+  bytes_pushed, connections)``, ``Unavailable(figure, reason)``.
+Builders: ``heap_figures(initial_sample, final_sample, trend=None)``, ``alloc_sites(before, after, n=10)``
+  (AllocSite sequences from analysis.parse_alloc_counters), ``unavailable_figures(samples, reasons)``,
+  ``bound_samples(samples, max_samples=600)``.
+JSON: ``to_json(report)``, ``report_from_json(bytes)``, ``report_from_dict(obj)``, ``to_dict(any)``.
+Files: ``write_report(path, report)`` (atomic: temp + fsync + rename), ``read_report(path)``,
+  ``TimelineWriter(path, fsync_every=10)`` (``.append(sample | {"type": ..., ...})``, ``.close()``,
+  context manager), ``read_timeline(path) -> Timeline(samples, records, truncated, lines)``.
+Table: ``render_table(report, width=100) -> str`` (assertion | threshold | measured | verdict, then
+  details of non-passing assertions, unavailable figures and "verdict: X").
+"""
+
+from relaysim.report._io import (
+    Timeline,
+    TimelineWriter,
+    read_report,
+    read_timeline,
+    write_bytes_atomic,
+    write_report,
+)
+from relaysim.report._model import (
+    SCHEMA_VERSION,
+    AllocSites,
+    AppInfo,
+    Environment,
+    HeapFigures,
+    RelayFigures,
+    Report,
+    SamplingCost,
+    ScenarioInfo,
+    StepTiming,
+    Timing,
+    Unavailable,
+    alloc_sites,
+    bound_samples,
+    heap_figures,
+    report_from_dict,
+    report_from_json,
+    to_dict,
+    to_json,
+    unavailable_figures,
+)
+from relaysim.report._table import format_value, render_table
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AllocSites",
+    "AppInfo",
+    "Environment",
+    "HeapFigures",
+    "RelayFigures",
+    "Report",
+    "SamplingCost",
+    "ScenarioInfo",
+    "StepTiming",
+    "Timeline",
+    "TimelineWriter",
+    "Timing",
+    "Unavailable",
+    "alloc_sites",
+    "bound_samples",
+    "format_value",
+    "heap_figures",
+    "read_report",
+    "read_timeline",
+    "render_table",
+    "report_from_dict",
+    "report_from_json",
+    "to_dict",
+    "to_json",
+    "unavailable_figures",
+    "write_bytes_atomic",
+    "write_report",
+]
