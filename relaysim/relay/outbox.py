@@ -1,0 +1,122 @@
+"""A bounded outbound queue per websocket connection.
+
+Why not an unbounded list: a client that stops reading (a frozen tab, a paused debugger) would
+make the relay hold every live event for it forever. Why not a plain trio memory channel: the bound
+that matters is bytes, and the single writer task wants to take everything pending at once so that
+a REQ's stored events leave in a few ``send_all`` calls instead of one syscall per event.
+
+Producers:
+
+* the live fan-out uses :meth:`Outbox.put_nowait`, which raises :class:`OutboxFull` rather than
+  wait -- one slow client must never stall a publisher, so the caller disconnects that client;
+* a REQ's query task uses ``await`` :meth:`Outbox.put`, which waits for room (backpressure on the
+  one client that asked for the data), under a timeout the caller sets;
+* the reader calls :meth:`Outbox.wake` after feeding the websocket protocol so the writer flushes
+  pongs and close frames even when no message is queued.
+
+The consumer (the connection's writer task) calls :meth:`Outbox.get_all`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+__all__ = ["Outbox", "OutboxFull", "Outgoing"]
+
+
+class OutboxFull(Exception):
+    """The connection's outbound queue is at its bound: its client is not reading."""
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """Text messages to send as one unit.
+
+    ``sub`` is the subscription they belong to (None for OK/NOTICE/COUNT/CLOSED): the writer drops
+    the unit if that subscription was closed or replaced after it was queued, which is how CLOSE
+    stops delivery at once even for frames already waiting here.
+    """
+
+    payloads: list[bytes]
+    sub: Any = None
+    events: int = 0
+    live: bool = False
+    nbytes: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        if not self.nbytes:
+            self.nbytes = sum(len(p) for p in self.payloads)
+
+
+class Outbox:
+    """FIFO of :class:`Outgoing` units bounded by ``max_bytes`` and ``max_items``."""
+
+    def __init__(self, *, max_bytes: int, max_items: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_items = max_items
+        self._items: deque[Outgoing] = deque()
+        self._bytes = 0
+        self._wakeup = trio.Event()
+        self._room = trio.Event()
+        self._closed = False
+        self.high_water_bytes = 0
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _fits(self, item: Outgoing) -> bool:
+        if not self._items:
+            return True  # a single unit always fits an empty queue
+        return len(self._items) < self.max_items and self._bytes + item.nbytes <= self.max_bytes
+
+    def _append(self, item: Outgoing) -> None:
+        self._items.append(item)
+        self._bytes += item.nbytes
+        self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+        self._wakeup.set()
+
+    def put_nowait(self, item: Outgoing) -> None:
+        """Queue ``item`` or raise :class:`OutboxFull`; a closed outbox silently drops it."""
+        if self._closed:
+            return
+        if not self._fits(item):
+            raise OutboxFull(f"outbound queue holds {len(self._items)} messages, {self._bytes} bytes")
+        self._append(item)
+
+    async def put(self, item: Outgoing) -> None:
+        """Queue ``item``, waiting for the writer to make room. Wrap in a timeout."""
+        while not self._closed and not self._fits(item):
+            await self._room.wait()
+        if not self._closed:
+            self._append(item)
+
+    def wake(self) -> None:
+        """Make :meth:`get_all` return even if nothing is queued (data_to_send may hold frames)."""
+        self._wakeup.set()
+
+    async def get_all(self) -> list[Outgoing]:
+        """Wait for a wake-up, then take everything queued (possibly nothing)."""
+        await self._wakeup.wait()
+        self._wakeup = trio.Event()
+        items = list(self._items)
+        self._items.clear()
+        self._bytes = 0
+        self._room.set()
+        self._room = trio.Event()
+        return items
+
+    def close(self) -> None:
+        """Drop everything and release waiters: the connection is going away."""
+        self._closed = True
+        self._items.clear()
+        self._bytes = 0
+        self._wakeup.set()
+        self._room.set()

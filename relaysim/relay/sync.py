@@ -1,0 +1,157 @@
+"""``SyncRelay``: the trio relay in a background thread, for synchronous (Selenium) test code.
+
+Theory of operation: ``__enter__`` starts a thread running ``trio.run``, which enters a
+:class:`~relaysim.relay.server.Relay` and then waits for a stop event; every method crosses into
+that thread with ``trio.from_thread`` (``run_sync`` for plain calls, ``run`` for awaitables),
+so the relay's state is only ever touched by its own trio thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from functools import partial
+from typing import Any
+
+import trio
+
+from relaysim.nostr.event import Event
+from relaysim.relay.server import Relay
+
+__all__ = ["SyncRelay", "SyncTrafficControl"]
+
+
+class SyncTrafficControl:
+    """Thread-safe proxy for the relay's :class:`~relaysim.traffic.TrafficControl`."""
+
+    def __init__(self, owner: SyncRelay) -> None:
+        self._owner = owner
+
+    def pause(self) -> None:
+        self._owner._call(lambda: self._owner._relay.traffic.pause())
+
+    def resume(self) -> None:
+        self._owner._call(lambda: self._owner._relay.traffic.resume())
+
+    def burst(self, kind_name: str, n: int) -> None:
+        self._owner._call(lambda: self._owner._relay.traffic.burst(kind_name, n))
+
+    def statistics(self) -> Any:
+        return self._owner._call(lambda: self._owner._relay.traffic.statistics())
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._owner._call(lambda: self._owner._relay.traffic.paused))
+
+
+class SyncRelay:
+    """``with SyncRelay(dataset="seed1") as relay:`` -- same arguments and methods as :class:`Relay`."""
+
+    def __init__(self, *args: Any, start_timeout: float = 120.0, **kwargs: Any) -> None:
+        self._relay = Relay(*args, **kwargs)
+        self._start_timeout = start_timeout
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> SyncRelay:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=trio.run, args=(self._main,), name="relaysim-relay", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(self._start_timeout):
+            raise TimeoutError(f"relay did not start within {self._start_timeout} s")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def close(self) -> None:
+        """Close the websockets (1001) and stop the thread. Idempotent."""
+        if self._thread is None:
+            return
+        if self._token is not None and self._stop is not None and self._thread.is_alive():
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join()
+        self._thread = None
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        try:
+            async with self._relay:
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+                return
+            raise
+
+    def _call(self, fn: Any) -> Any:
+        return trio.from_thread.run_sync(fn, trio_token=self._token)
+
+    def _await(self, fn: Any) -> Any:
+        return trio.from_thread.run(fn, trio_token=self._token)
+
+    # -- the Relay API -------------------------------------------------------------------------
+
+    @property
+    def relay(self) -> Relay:
+        """The underlying :class:`Relay` (touch it only through this wrapper's methods)."""
+        return self._relay
+
+    @property
+    def url(self) -> str:
+        return self._relay.url
+
+    @property
+    def http_url(self) -> str:
+        return self._relay.http_url
+
+    @property
+    def port(self) -> int:
+        return self._relay.port
+
+    @property
+    def traffic(self) -> SyncTrafficControl | None:
+        return SyncTrafficControl(self) if self._relay.traffic is not None else None
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(self._relay.stats)
+
+    def publish(self, event: Event, *, verify: bool = False) -> tuple[bool, str]:
+        return self._await(partial(self._relay.publish, event, verify=verify))
+
+    def wait_idle(
+        self, settle: float = 5.0, conn: int | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Block until idle (see :meth:`Relay.wait_idle`); ``TimeoutError`` after ``timeout`` s."""
+
+        async def wait() -> dict[str, Any]:
+            if timeout is None:
+                return await self._relay.wait_idle(settle=settle, conn=conn)
+            with trio.move_on_after(timeout):
+                return await self._relay.wait_idle(settle=settle, conn=conn)
+            report = self._relay.idle_report(settle=settle, conn=conn)
+            raise TimeoutError(f"relay not idle after {timeout} s: {report}")
+
+        return self._await(wait)
+
+    def close_subscriptions(self, conn: int | str = "all", *, reason: str | None = None) -> int:
+        return self._call(partial(self._relay.close_subscriptions, conn, reason=reason))
+
+    def metrics(self) -> bytes:
+        return self._call(self._relay.metrics)

@@ -1,0 +1,318 @@
+"""One websocket connection: websockets' Sans-I/O ``ServerProtocol`` driven by three kinds of task.
+
+Theory of operation (read -> feed -> flush -> dispatch):
+
+* the **reader** receives bytes, feeds ``ServerProtocol.receive_data``, reassembles fragmented
+  messages, hands each complete text message to :meth:`RelayCore.receive` and queues the answers;
+  it wakes the writer after every read because the protocol may have produced a pong or a close;
+* the **writer** is the only task that calls ``send_all`` on the stream (two tasks must never
+  write at once): it takes everything queued in the :class:`~relaysim.relay.outbox.Outbox`, frames
+  it with ``send_text``, drains ``data_to_send()`` and writes it in one call -- so a REQ's stored
+  events leave in a few large writes, not one syscall per event;
+* a **query task** per REQ streams its stored events in batches with backpressure, stopping
+  between batches as soon as the subscription is closed or replaced, then queues the EOSE.
+
+Failure rules, each counted in ``/stats``:
+
+* a binary message gets ``NOTICE`` (NIP-01 messages are JSON text) and the connection stays up;
+* a text message that is not valid UTF-8 fails the connection with close code 1007, as RFC 6455
+  section 8.1 requires (the relay decodes it; websockets' Sans-I/O layer leaves that to its user);
+* a message longer than ``max_message_length`` fails it with 1009 (``max_size``, in websockets);
+* a client whose outbound queue is full (it stopped reading) gets close code 1008 and, if it
+  does not read that either, its TCP connection is dropped ``kill_grace`` seconds later;
+* any other exception ends this connection only, never the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+from websockets.frames import Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from relaysim.nostr.messages import encode_notice
+from relaysim.relay.core import Delivery, Query, RelayCore, Session
+from relaysim.relay.outbox import Outbox, OutboxFull, Outgoing
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["ConnectionSettings", "WebSocketConnection"]
+
+log = logging.getLogger("relaysim.relay")
+
+RECEIVE_SIZE = 65_536
+BINARY_NOTICE = "invalid: binary messages are not supported; NIP-01 messages are JSON text"
+SLOW_CLIENT_REASON = "client is not reading: outbound queue full"
+
+
+class ConnectionSettings:
+    """Transport knobs (not advertised in NIP-11; they bound the relay, not the protocol)."""
+
+    def __init__(
+        self,
+        *,
+        outbox_bytes: int = 8 * 1024 * 1024,
+        outbox_items: int = 10_000,
+        batch_events: int = 250,
+        send_timeout: float = 10.0,
+        kill_grace: float = 2.0,
+        close_timeout: float = 2.0,
+    ) -> None:
+        self.outbox_bytes = outbox_bytes
+        self.outbox_items = outbox_items
+        self.batch_events = batch_events
+        self.send_timeout = send_timeout
+        self.kill_grace = kill_grace
+        self.close_timeout = close_timeout
+
+
+class WebSocketConnection:
+    """The relay side of one websocket; create, then ``await run(handshake_bytes)``."""
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        peer: str,
+        core: RelayCore,
+        settings: ConnectionSettings,
+        *,
+        registry: dict[int, WebSocketConnection],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.stream = stream
+        self.peer = peer
+        self.core = core
+        self.settings = settings
+        self._registry = registry
+        self._on_change = on_change
+        self.proto = ServerProtocol(max_size=core.limits.max_message_length)
+        self.outbox = Outbox(max_bytes=settings.outbox_bytes, max_items=settings.outbox_items)
+        self.session: Session | None = None
+        self.cancel_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+        self._killed = False
+        self.opened = trio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, head: bytes, trailing: bytes) -> None:
+        """Do the opening handshake, then serve until either side closes.
+
+        ``head`` is the handshake request; ``trailing`` what the client sent right after it.
+        """
+        proto = self.proto
+        proto.receive_data(head)
+        events = proto.events_received()
+        if not events:
+            await self._flush()  # an invalid request: websockets answered it (400) or will close
+            return
+        response = proto.accept(events[0])
+        proto.send_response(response)
+        await self._flush()
+        if proto.state is not State.OPEN:
+            return
+        self.session = self.core.open_session(self.peer)
+        self._registry[self.session.conn_id] = self
+        self.opened.set()
+        self._on_change()
+        close_code: int | None = None
+        try:
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    nursery.start_soon(self._writer)
+                    if trailing:
+                        self._receive(trailing)
+                    await self._reader()
+                    nursery.cancel_scope.cancel()
+            close_code = proto.close_code if proto.state is State.CLOSED else None
+            if close_code is None and proto.close_sent is not None:
+                close_code = proto.close_sent.code
+        finally:
+            self.outbox.close()
+            self._registry.pop(self.session.conn_id, None)
+            self.core.close_session(self.session, close_code)
+            self._on_change()
+
+    def close(self, code: int, reason: str, *, grace: float | None = None) -> None:
+        """Start the closing handshake; the TCP connection goes after ``grace`` seconds at most."""
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(code, reason)
+            self.outbox.wake()
+        grace = self.settings.close_timeout if grace is None else grace
+        self.cancel_scope.deadline = min(self.cancel_scope.deadline, trio.current_time() + grace)
+
+    def kill_slow(self) -> None:
+        """The client stopped reading: close 1008, drop what is queued, bound the wait."""
+        if self._killed:
+            return
+        self._killed = True
+        self.core.totals.slow_client_disconnects += 1
+        self.outbox.close()
+        log.info("connection %s: %s", self.session.conn_id if self.session else "?", SLOW_CLIENT_REASON)
+        self.close(1008, SLOW_CLIENT_REASON, grace=self.settings.kill_grace)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, payloads: list[bytes]) -> None:
+        """Queue answers (OK, NOTICE, CLOSED, COUNT) for this client."""
+        try:
+            self.outbox.put_nowait(Outgoing(payloads))
+        except OutboxFull:
+            self.kill_slow()
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue one live event; a client that cannot take it is disconnected, never waited for."""
+        try:
+            self.outbox.put_nowait(Outgoing([delivery.payload], delivery.sub, events=1, live=True))
+        except OutboxFull:
+            self.kill_slow()
+
+    async def _flush(self) -> None:
+        """Write what the protocol has to send (used before the writer task exists)."""
+        chunks = self.proto.data_to_send()
+        data = b"".join(chunks)
+        if data:
+            await self.stream.send_all(data)
+        if chunks and chunks[-1] == b"":
+            await self._send_eof()
+
+    async def _send_eof(self) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await self.stream.send_eof()
+
+    async def _writer(self) -> None:
+        proto, core, session = self.proto, self.core, self.session
+        assert session is not None
+        while True:
+            items = await self.outbox.get_all()
+            for item in items:
+                sub = item.sub
+                if sub is not None and not sub.active:
+                    continue  # closed or replaced after this was queued: CLOSE wins
+                if proto.state is not State.OPEN:
+                    break
+                for payload in item.payloads:
+                    proto.send_text(payload)
+                if item.events:
+                    core.record_sent(session, events=item.events, live=item.live, nbytes=0, sub=sub)
+            chunks = proto.data_to_send()
+            if not chunks:
+                continue
+            eof = chunks[-1] == b""
+            data = b"".join(chunks)
+            if data:
+                await self.stream.send_all(data)
+                core.record_sent(session, events=0, live=False, nbytes=len(data))
+            if eof:
+                await self._send_eof()
+                # The server closes first; the client's FIN ends the reader. Do not wait forever.
+                self.cancel_scope.deadline = min(
+                    self.cancel_scope.deadline, trio.current_time() + self.settings.close_timeout
+                )
+                return
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        while True:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                self.proto.receive_eof()
+                self.outbox.wake()
+                return
+            self._receive(data)
+            if self.proto.state is State.CLOSED:
+                return
+
+    def _receive(self, data: bytes) -> None:
+        self.proto.receive_data(data)
+        for frame in self.proto.events_received():
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._on_message(opcode, bytes(frame.data))
+                else:
+                    self._fragment_opcode, self._fragments = opcode, [bytes(frame.data)]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(bytes(frame.data))
+                if frame.fin:
+                    data, self._fragments = b"".join(self._fragments), []
+                    assert self._fragment_opcode is not None
+                    self._on_message(self._fragment_opcode, data)
+            # PING, PONG and CLOSE are answered by the protocol object itself.
+        self.outbox.wake()
+
+    def _on_message(self, opcode: Opcode, data: bytes) -> None:
+        if self.proto.state is not State.OPEN:
+            return
+        if opcode is Opcode.BINARY:
+            self.core.totals.notices_sent += 1
+            self.send([encode_notice(BINARY_NOTICE)])
+            return
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # RFC 6455 8.1: a text frame that is not UTF-8 fails the connection with 1007.
+            self.proto.fail(1007, f"invalid UTF-8 at position {exc.start}")
+            self.close(1007, "", grace=self.settings.close_timeout)
+            return
+        assert self.session is not None
+        reply = self.core.receive(self.session, data)
+        if reply.messages:
+            self.send(reply.messages)
+        if reply.query is not None:
+            self._start_query(reply.query)
+        registry = self._registry
+        for delivery in reply.deliveries:
+            target = registry.get(delivery.sub.session.conn_id)
+            if target is not None:
+                target.deliver(delivery)
+        self._on_change()
+
+    # -- REQ -----------------------------------------------------------------------------------
+
+    def _start_query(self, query: Query) -> None:
+        batch = self.settings.batch_events
+        if len(query.events) <= batch:
+            # The common case: everything plus EOSE in one unit, no task switch.
+            payloads = next(query.batches(batch), [])
+            eose = self.core.finish_query(query.sub)
+            if eose is not None:
+                payloads.append(eose)
+            try:
+                self.outbox.put_nowait(Outgoing(payloads, query.sub, events=len(query.events)))
+                return
+            except OutboxFull:
+                pass  # wait for room in a task, like a big query
+            assert self._nursery is not None
+            self._nursery.start_soon(self._put, Outgoing(payloads, query.sub, events=len(query.events)))
+            return
+        assert self._nursery is not None
+        self._nursery.start_soon(self._stream_query, query)
+
+    async def _stream_query(self, query: Query) -> None:
+        sub = query.sub
+        for payloads in query.batches(self.settings.batch_events):
+            if not sub.active:
+                return  # CLOSE or a replacing REQ arrived mid-query: no more events, no EOSE
+            if not await self._put(Outgoing(payloads, sub, events=len(payloads))):
+                return
+        eose = self.core.finish_query(sub)
+        if eose is not None:
+            await self._put(Outgoing([eose], sub))
+            self._on_change()
+
+    async def _put(self, item: Outgoing) -> bool:
+        with trio.move_on_after(self.settings.send_timeout):
+            await self.outbox.put(item)
+            return True
+        self.kill_slow()
+        return False
