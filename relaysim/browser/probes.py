@@ -153,6 +153,9 @@ class AppSample:
         if not self.state:
             return None
         value = self.state.get("threadEvents", self.state.get("thread_events"))
+        caches = self.state.get("caches")
+        if value is None and isinstance(caches, dict):
+            value = caches.get("threadEvents")
         return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     @property

@@ -1,0 +1,177 @@
+"""The seed's idle protocol, driven for real: close everything, check the relay, settle, measure.
+
+Theory of operation (shared/DESIGN.md, "Idle measurement"):
+
+1. The app is asked to CLOSE every subscription through ``__moxie_close_all()``. An app without that hook
+   has its subscriptions ended by the relay instead (CLOSED sent to each of its connections).
+2. The relay's own count is the judge: every connection must hold 0 active subscriptions within
+   ``close_timeout`` seconds. A client that still holds some fails *with that fact*; no rate is measured,
+   because a rate taken while events may still arrive would blame the wrong thing.
+3. The relay waits until ``settle`` seconds have passed since the last EOSE it sent.
+4. ``windows`` windows of ``window`` seconds are sampled at the sampler's interval. ``totalAlloc`` is
+   cumulative, so each window's rate is exact from its two boundary readings; the probe's own cost is
+   subtracted (:func:`relaysim.analysis.measure_idle`) and the weakest (highest) window is kept.
+   Theil–Sen over all idle samples gives a slope with its confidence interval, and the per-site deltas
+   across the weakest window name the allocation site that grew.
+
+The relay is anything with ``stats()`` (the ``/stats`` document), ``close_subscriptions(conn_id)`` and
+``wait_idle(settle=...)``: :class:`relaysim.relay.SyncRelay` in-process, or :class:`RelayHttp` for a
+relay given by URL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from relaysim import analysis as an
+from relaysim.analysis import IdleMeasurement, ProbeCost, Sample, SiteDelta, Trend
+from relaysim.browser.probes import call_close_all
+from relaysim.browser.sampler import Sampler
+
+__all__ = ["IdleOutcome", "RelayLike", "close_everything", "open_subscriptions", "run_idle_protocol"]
+
+
+class RelayLike(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+
+    def close_subscriptions(self, conn_id: int) -> Any: ...
+
+    def wait_idle(self, settle: float = 5.0) -> Any: ...
+
+
+def open_subscriptions(stats: dict[str, Any]) -> dict[int, list[str]]:
+    """Connection id -> ids of its active subscriptions, for connections that hold any."""
+    out: dict[int, list[str]] = {}
+    for conn in stats.get("connections", []):
+        subs = conn.get("subscriptions") or {}
+        if subs:
+            out[int(conn["id"])] = sorted(subs)
+    return out
+
+
+def describe_open(open_subs: dict[int, list[str]]) -> str:
+    return "; ".join(f"connection {cid}: {', '.join(subs)}" for cid, subs in sorted(open_subs.items()))
+
+
+def close_everything(session: Any, relay: RelayLike) -> str:
+    """Ask the app to close its subscriptions; without the hook, have the relay close them. Says who did."""
+    if call_close_all(session):
+        return "app"
+    for conn_id in open_subscriptions(relay.stats()):
+        relay.close_subscriptions(conn_id)
+    return "relay"
+
+
+@dataclass
+class IdleOutcome:
+    """What the idle protocol found; ``measurement`` is None when no rate could (or may) be taken."""
+
+    closed_by: str
+    subscriptions_open: int
+    open_detail: str = ""
+    settle_s: float | None = None
+    measurement: IdleMeasurement | None = None
+    unavailable: str | None = None
+    trend: Trend | None = None
+    site_deltas: list[SiteDelta] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    window_bounds: list[tuple[float, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.measurement
+        ts = self.trend.theil_sen if self.trend else None
+        return {
+            "closed_by": self.closed_by,
+            "subscriptions_open": self.subscriptions_open,
+            "open_detail": self.open_detail,
+            "settle_s": self.settle_s,
+            "unavailable": self.unavailable,
+            "raw_rate_bps": None if m is None else m.raw_rate,
+            "compensated_rate_bps": None if m is None else m.compensated_rate,
+            "window_s": None if m is None else m.window_s,
+            "weakest": None if m is None else m.weakest,
+            "windows": [] if m is None else [
+                {"start_t": w.start_t, "end_t": w.end_t, "window_s": w.window_s, "delta_bytes": w.delta,
+                 "probes": w.probes, "raw_rate_bps": w.raw_rate, "compensated_rate_bps": w.compensated_rate}
+                for w in m.windows
+            ],
+            "theil_sen": None if ts is None else {
+                "slope_bps": ts.slope, "low": ts.low, "high": ts.high, "confidence": ts.confidence, "n": ts.n
+            },
+            "site_deltas": [
+                {"site": d.site, "name": d.name, "count": d.count, "bytes": d.bytes}
+                for d in an.top_sites(self.site_deltas, n=10, by="bytes")
+            ],
+        }
+
+
+def _wait_closed(relay: RelayLike, timeout: float) -> dict[int, list[str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = open_subscriptions(relay.stats())
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def run_idle_protocol(
+    session: Any,
+    sampler: Sampler,
+    relay: RelayLike,
+    *,
+    window: float = 30.0,
+    windows: int = 1,
+    settle: float = 5.0,
+    probe_cost: ProbeCost | None = None,
+    close_timeout: float = 3.0,
+) -> IdleOutcome:
+    """Steps 1-4 of the module docstring; samples taken here are also kept in ``sampler``."""
+    closed_by = close_everything(session, relay)
+    left = _wait_closed(relay, close_timeout)
+    if left:
+        count = sum(len(v) for v in left.values())
+        why = "client still holds subscriptions"
+        return IdleOutcome(closed_by, count, describe_open(left), unavailable=why)
+    started = time.monotonic()
+    relay.wait_idle(settle=settle)
+    settle_s = time.monotonic() - started
+    bounds: list[Sample] = [sampler.sample("idle")]
+    sites = [sampler.last.sites if sampler.last else None]
+    taken: list[Sample] = list(bounds)
+    probes: list[int] = []
+    spans = []
+    for _ in range(windows):
+        count = 0
+        began = time.monotonic()
+        while True:
+            remaining = window - (time.monotonic() - began)
+            if remaining <= 0:
+                break
+            time.sleep(min(sampler.interval, remaining))
+            taken.append(sampler.sample("idle"))
+            count += 1
+        bounds.append(taken[-1])
+        sites.append(sampler.last.sites if sampler.last else None)
+        probes.append(count)
+        spans.append((bounds[-2].t, bounds[-1].t))
+    outcome = IdleOutcome(closed_by, 0, settle_s=settle_s, samples=taken, window_bounds=spans)
+    try:
+        outcome.measurement = an.measure_idle(
+            bounds, probes, probe_cost, settle_s=settle_s, subscriptions_open=0
+        )
+    except an.CounterReset as exc:
+        outcome.unavailable = str(exc)
+    if outcome.measurement is None and outcome.unavailable is None:
+        outcome.unavailable = "totalAlloc unavailable (app lacks __moxie_mem_stats)"
+    outcome.trend = an.trend(taken, an.TOTAL_ALLOC)
+    weakest = outcome.measurement.weakest if outcome.measurement else 0
+    before, after = sites[weakest], sites[weakest + 1]
+    if before is not None and after is not None:
+        try:
+            parsed = an.parse_alloc_counters(before), an.parse_alloc_counters(after)
+            outcome.site_deltas = an.site_deltas(*parsed)
+        except ValueError as exc:
+            outcome.unavailable = outcome.unavailable or f"alloc counters malformed: {exc}"
+    return outcome
