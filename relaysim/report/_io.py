@@ -77,8 +77,8 @@ class TimelineWriter:
 
     A :class:`Sample` is written as ``{"type": "sample", "t", "app_ts", "figures"}``; any other
     record is a mapping with a ``"type"`` key (e.g. ``"step"``, ``"alloc_counters"``, ``"idle"``).
-    Opening an existing file appends to it; a torn last line left by a killed run is closed with a
-    newline first so the next record starts on a line of its own. Use as a context manager.
+    Opening an existing file appends to it; a torn last line left by a killed run is cut off first
+    (``dropped_tail`` = bytes dropped) so the file stays valid JSONL. Use as a context manager.
     """
 
     def __init__(self, path: str | Path, fsync_every: int = 10) -> None:
@@ -88,13 +88,42 @@ class TimelineWriter:
         self.fsync_every = fsync_every
         self.lines = 0
         self._unsynced = 0
+        self.dropped_tail = self._drop_torn_tail()
         self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        if self._fh.tell() > 0:
-            with open(self.path, "rb") as check:
-                check.seek(-1, os.SEEK_END)
-                if check.read(1) != b"\n":
-                    self._fh.write(b"\n")
-                    self._fh.flush()
+
+    def _drop_torn_tail(self) -> int:
+        """Cut a torn last line (no newline: a killed writer's) so appends start on a clean line.
+
+        Returns the number of bytes dropped. The torn record was never complete, so nothing that
+        was written whole is lost, and the file stays readable from top to bottom.
+        """
+        try:
+            with open(self.path, "r+b") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size == 0:
+                    return 0
+                fh.seek(size - 1)
+                if fh.read(1) == b"\n":
+                    return 0
+                chunk = 65536
+                pos = size
+                while pos > 0:
+                    start = max(0, pos - chunk)
+                    fh.seek(start)
+                    block = fh.read(pos - start)
+                    nl = block.rfind(b"\n")
+                    if nl >= 0:
+                        keep = start + nl + 1
+                        break
+                    pos = start
+                else:
+                    keep = 0
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+                return size - keep
+        except FileNotFoundError:
+            return 0
 
     def append(self, record: Sample | Mapping[str, object]) -> None:
         """Write one record as one line; flush now, fsync every ``fsync_every`` lines."""
