@@ -159,12 +159,11 @@ def _facts(event: Event) -> _Facts:
             if name == "d" and d_value is None:
                 d_value = tag[1]
         elif name == "expiration" and not seen_expiration:
-            # Same rule as Event.expiration: the first expiration tag decides.
+            # Same rule as Event.expiration: the first expiration tag decides, ASCII digits only.
             seen_expiration = True
-            try:
-                expiration = int(tag[1])
-            except ValueError:
-                expiration = None
+            value = tag[1]
+            if value.isascii() and value.isdigit():
+                expiration = int(value)
     cls = kind_class(event.kind)
     if cls is KindClass.ADDRESSABLE:
         address: str | None = f"{event.kind}:{event.pubkey}:{d_value or ''}"

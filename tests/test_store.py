@@ -35,7 +35,11 @@ def sign(secret: bytes, created_at: int, kind: int, tags=(), content: str = "") 
 
 
 def _build_pool() -> list[Event]:
-    """About 150 real signed events from three keys, created_at clustered so ties are common."""
+    """About 90 real signed events from three keys, created_at clustered so ties are common.
+
+    Deletions mostly name their own author's events so that sampled sequences often contain a
+    deletion together with its target (in either order).
+    """
     rng = random.Random(20261126)
     pool: list[Event] = []
     times = [100, 101, 101, 102, 102, 102, 103]
@@ -45,7 +49,7 @@ def _build_pool() -> list[Event]:
 
     for a, secret in enumerate(SECRETS):
         other = PUBKEYS[(a + 1) % 3]
-        for n in range(14):
+        for n in range(8):
             tags: list[list[str]] = []
             if rng.random() < 0.5:
                 tags.append(["p", rng.choice(PUBKEYS)])
@@ -57,7 +61,7 @@ def _build_pool() -> list[Event]:
             if pool and rng.random() < 0.4:
                 tags.append(["e", rng.choice(pool).id])
             if rng.random() < 0.2:
-                tags.append(["expiration", rng.choice(["102", "200", "bogus"])])
+                tags.append(["expiration", rng.choice(["102", "200", "bogus", " 102", "1_0"])])
             pool.append(sign(secret, t(), 1, tags, f"note {a}.{n}"))
         for n in range(4):
             pool.append(sign(secret, t(), 0, [], f'{{"name":"user{a} v{n}"}}'))
@@ -66,16 +70,19 @@ def _build_pool() -> list[Event]:
         for d in ("a", "a", "b", ""):
             pool.append(sign(secret, t(), 30023, [["d", d]], f"article {d} {rng.random()}"))
         pool.append(sign(secret, t(), 30023, [], "no d tag at all"))
-        for _ in range(3):
+        for _ in range(2):
             target = rng.choice(pool)
             pool.append(sign(secret, t(), 7, [["e", target.id], ["p", target.pubkey]], "+"))
         pool.append(sign(secret, t(), 20001, [["p", other]], "ephemeral"))
     first_deletions = []
     for secret in SECRETS:
-        for _ in range(3):
-            tags = [["e", rng.choice(pool).id] for _ in range(rng.randint(1, 3))]
+        own = [e for e in pool if e.pubkey == pubkey_of(secret) and e.kind != 20001]
+        for _ in range(4):
+            tags = [
+                ["e", rng.choice(own if rng.random() < 0.7 else pool).id] for _ in range(rng.randint(1, 3))
+            ]
             if rng.random() < 0.6:
-                owner = rng.choice(PUBKEYS)
+                owner = pubkey_of(secret) if rng.random() < 0.7 else rng.choice(PUBKEYS)
                 tags.append(["a", rng.choice([f"30023:{owner}:a", f"30023:{owner}:", f"0:{owner}:"])])
             first_deletions.append(sign(secret, t(), 5, tags, "delete"))
     pool.extend(first_deletions)
@@ -111,10 +118,9 @@ def _address(event: Event) -> str | None:
 def _expired(event: Event, now: float) -> bool:
     for tag in event.tags:
         if len(tag) >= 2 and tag[0] == "expiration":
-            try:
-                return int(tag[1]) <= now
-            except ValueError:
-                return False
+            # NIP-40: a unix timestamp; anything but plain digits is no expiration at all.
+            value = tag[1]
+            return value.isascii() and value.isdigit() and int(value) <= now
     return False
 
 
@@ -232,31 +238,41 @@ def check_indexes(store: EventStore) -> None:
 
 
 def _set(values: list) -> st.SearchStrategy:
-    return st.none() | st.frozensets(st.sampled_from(values), max_size=3)
+    # None twice: most filters leave most fields out, as real ones do.
+    return st.none() | st.none() | st.frozensets(st.sampled_from(values), max_size=3)
 
 
 filters_st = st.builds(
     Filter,
-    ids=st.none() | st.none() | st.frozensets(st.sampled_from(POOL_IDS), max_size=6),
+    ids=st.none() | st.none() | st.none() | st.frozensets(st.sampled_from(POOL_IDS), max_size=12),
     authors=_set(PUBKEYS),
     kinds=_set(KINDS),
-    tags=st.dictionaries(
-        st.sampled_from(sorted(TAG_VALUES)),
+    tags=st.lists(
         st.sampled_from(sorted(TAG_VALUES)).flatmap(
-            lambda name: st.frozensets(st.sampled_from(TAG_VALUES[name]), min_size=1, max_size=3)
+            lambda name: st.tuples(
+                st.just(name), st.frozensets(st.sampled_from(TAG_VALUES[name]), min_size=1, max_size=3)
+            )
         ),
         max_size=2,
-    ),
+    ).map(dict),
     since=st.none() | st.integers(99, 104),
     until=st.none() | st.integers(99, 104),
     limit=st.none() | st.integers(0, 8),
 )
 
 
+# A prefix of a shuffled pool (so deletions meet their targets in both orders) plus repeats.
+sequences_st = st.tuples(
+    st.permutations(range(len(POOL))),
+    st.integers(5, len(POOL)),
+    st.lists(st.integers(0, len(POOL) - 1), max_size=10),
+).map(lambda t: list(t[0][: t[1]]) + t[2])
+
+
 @settings(max_examples=250)
 @given(
-    sequence=st.lists(st.integers(0, len(POOL) - 1), max_size=60),
-    split=st.integers(0, 60),
+    sequence=sequences_st,
+    split=st.integers(0, 100),
     capacity=st.none() | st.integers(1, 12),
     queries=st.lists(st.lists(filters_st, min_size=1, max_size=3), min_size=1, max_size=4),
     now=st.sampled_from([50, 102, 150, 300]),
@@ -526,3 +542,13 @@ def test_load_counts():
     counts = (result.stored, result.duplicates, result.ephemeral, result.refused, result.deleted)
     assert counts == (2, 1, 1, 1, 1)
     check_indexes(store)
+
+
+def test_store_reads_expiration_and_address_like_event():
+    from relaysim.store import _facts
+
+    odd = [sign(ALICE, T0, 1, [["expiration", value]]) for value in ("12", " 12", "1_2", "١٢", "", "x")]
+    for event in [*POOL, *odd]:
+        facts = _facts(event)
+        assert facts.expiration == event.expiration, event.tags
+        assert facts.address == event.address, event.tags
