@@ -31,7 +31,7 @@ def format_value(value: float | None, unit: str) -> str:
             return f"{value / 1024:,.1f} KiB"
         return f"{value:,.0f} B"
     if unit == "B/s":
-        return f"{value:,.1f} B/s"
+        return f"{value:,.0f} B/s" if float(value).is_integer() else f"{value:,.1f} B/s"
     if float(value).is_integer():
         return f"{value:,.0f} {unit}"
     return f"{value:,.2f} {unit}"
