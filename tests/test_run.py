@@ -1,0 +1,185 @@
+"""``relaysim run`` and the scenario runner, end to end: real relay, real headless Chromium, real client.
+
+Idle windows are short here (3 s) to keep the file within about a minute and a half; the 30 s window of
+the seed is the CLI's default and is exercised by the shipped scenarios, not by these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from relaysim.browser import BrowserSpec
+from relaysim.cli import main
+from relaysim.relay import SyncRelay
+from relaysim.scenario import load_scenario
+from relaysim.scenario.runner import RunOptions, resolve_app, run
+
+pytestmark = pytest.mark.browser
+
+# A page that is not the reference client: no hooks at all. It subscribes like any Nostr client would.
+NO_HOOKS_PAGE = """<!doctype html><title>no hooks</title><p>plain client</p><script>
+const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/');
+ws.onopen = () => ws.send(JSON.stringify(['REQ', 'plain', {kinds: [1], limit: 3}]));
+</script>"""
+
+# Has the hooks, but __moxie_close_all does nothing: its subscription stays open.
+STUBBORN_PAGE = """<!doctype html><title>stubborn</title><script>
+let total = 0;
+window.__moxie_mem_stats = () => ({totalAlloc: total, mallocs: 0, heapInuse: total, sys: 0});
+window.__moxie_read_alloc_counters = () => [];
+window.__moxie_dom_handles = () => 1;
+window.__moxie_close_all = () => true;
+const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/');
+ws.onopen = () => ws.send(JSON.stringify(['REQ', 'kept', {kinds: [1], limit: 1}]));
+</script>"""
+
+SHORT_IDLE = """
+name = "short-idle"
+app = "builtin"
+dataset = "seed1"
+
+[[steps]]
+do = "wait"
+seconds = 1.5
+
+[[steps]]
+do = "close_all"
+
+[[steps]]
+do = "measure_idle"
+settle = 1
+window = 3
+
+[[steps]]
+do = "assert"
+names = ["idle_rate", "subscriptions_closed_when_idle", "dom_handles_max", "heap_delta"]
+"""
+
+
+def _scenario(tmp_path, text=SHORT_IDLE):
+    path = tmp_path / "scenario.toml"
+    path.write_text(textwrap.dedent(text))
+    return load_scenario(path)
+
+
+def _static(tmp_path, html):
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "index.html").write_text(html)
+    return root
+
+
+def test_cli_fixed_client_passes_and_writes_report(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    timeline = tmp_path / "t.jsonl"
+    code = main(["run", "idle", "--idle-window", "3", "--report", str(report), "--timeline", str(timeline)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["schema_version"] == "relaysim.report/1"
+    assert data["verdict"] == "PASS"
+    names = {a["name"]: a["verdict"] for a in data["assertions"]}
+    assert names == {
+        "idle_rate": "PASS",
+        "subscriptions_closed_when_idle": "PASS",
+        "dom_handles_max": "PASS",
+        "heap_delta": "PASS",
+    }
+    assert data["idle"]["window_s"] == pytest.approx(3, abs=0.5)
+    assert data["timing"]["sampling"]["round_trips_per_sample"] >= 1
+    assert data["probe_cost"]["calls_measured"] >= 2
+    lines = timeline.read_text().splitlines()
+    assert len(lines) == data["timing"]["sampling"]["samples"]
+    assert "idle_rate" in out and "PASS" in out
+
+
+def test_cli_idle_leak_fails_exactly_idle_rate_and_names_the_site(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code = main(["run", "idle", "--app", "builtin?leaks=idle", "--idle-window", "3", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    data = json.loads(report.read_text())
+    verdicts = {a["name"]: a["verdict"] for a in data["assertions"]}
+    assert [n for n, v in verdicts.items() if v != "PASS"] == ["idle_rate"]
+    idle_rate = next(a for a in data["assertions"] if a["name"] == "idle_rate")
+    assert idle_rate["measured"] > 1024
+    assert "grew while idle: idle timer" in idle_rate["detail"]
+    assert any(n.startswith("idle: allocation sites that grew: idle timer") for n in data["notes"])
+    assert data["app"]["mode"] == "leaks=idle"
+    assert "idle_rate" in out and "FAIL" in out and "idle timer" in out
+
+
+def test_cli_usage_and_environment_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"relaysim: error: {tmp_path / 'nope.toml'}: no such scenario file\n"
+    assert main(["run", "idle", "--app", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is neither builtin" in err
+    assert main(["run", "idle", "--browser", "remote"]) == 2
+    assert capsys.readouterr().err == (
+        "relaysim: error: --browser remote needs --webdriver-url URL (a W3C WebDriver or Selenium Grid)\n"
+    )
+    assert main(["run", "idle", "--idle-window", "0"]) == 2
+    assert capsys.readouterr().err == "relaysim: error: --idle-window must be > 0, got 0\n"
+
+
+def test_app_without_hooks_reports_browser_figures_and_lists_what_is_missing(tmp_path):
+    root = _static(tmp_path, NO_HOOKS_PAGE)
+    result = run(_scenario(tmp_path), RunOptions(app=str(root)))
+    report = result.report()
+    assert result.exit_code == 0  # nothing failed; what could not be measured says so
+    missing = {u.figure: u.reason for u in report.unavailable}
+    assert missing["totalAlloc"] == "hook missing: __moxie_mem_stats"
+    assert missing["dom_handles"] == "hook missing: __moxie_dom_handles"
+    assert missing["alloc_sites"] == "hook missing: __moxie_read_alloc_counters"
+    assert set(report.app.hooks_missing) >= {"__moxie_mem_stats", "__moxie_close_all"}
+    verdicts = {r.name: (r.verdict.value, r.measured) for r in report.assertions}
+    assert verdicts["idle_rate"] == ("UNAVAILABLE", None)
+    assert verdicts["dom_handles_max"] == ("UNAVAILABLE", None)
+    assert verdicts["subscriptions_closed_when_idle"] == ("PASS", 0)
+    # without __moxie_close_all the relay ended the page's subscription itself
+    assert result.idle[0].closed_by == "relay"
+    assert report.relay.subscriptions_opened == 1
+    # browser-level figures are there, from CDP, in every sample
+    assert all(s.get("nodes") and s.get("js_heap_used") for s in result.samples)
+    assert result.initial_browser["metrics"]["Nodes"] > 0
+    assert result.initial_browser["dom_counters"]["nodes"] > 0
+
+
+def test_client_that_keeps_a_subscription_fails_with_that_fact(tmp_path):
+    root = _static(tmp_path, STUBBORN_PAGE)
+    result = run(_scenario(tmp_path), RunOptions(app=str(root)))
+    assert result.exit_code == 1
+    subs = result.results["subscriptions_closed_when_idle"]
+    assert (subs.verdict.value, subs.measured) == ("FAIL", 1)
+    idle = result.results["idle_rate"]
+    assert idle.verdict.value == "UNAVAILABLE"
+    assert "still held 1 subscription" in idle.detail
+    assert result.idle[0].open_detail.endswith(": kept")
+
+
+def test_run_against_a_relay_given_by_url(tmp_path):
+    with SyncRelay(dataset="seed1", port=0) as relay:
+        options = RunOptions(app="builtin", relay_url=relay.url, idle_window=2, idle_settle=1)
+        result = run(_scenario(tmp_path), options)
+    assert result.exit_code == 0
+    assert result.results["subscriptions_closed_when_idle"].measured == 0
+    assert result.idle[0].closed_by == "app"
+
+
+def test_resolve_app_forms(tmp_path):
+    assert resolve_app("builtin").page_url("http://127.0.0.1:1/") == "http://127.0.0.1:1/"
+    assert resolve_app("builtin?leaks=idle").page_url("http://h:1/") == "http://h:1/?leaks=idle"
+    assert resolve_app("http://example.test/app").page_url(None) == "http://example.test/app"
+    assert resolve_app(str(tmp_path)).static_dir == tmp_path.resolve()
+
+
+def test_remote_browser_spec_is_checked_before_anything_starts():
+    from relaysim.errors import UsageError
+
+    with pytest.raises(UsageError):
+        BrowserSpec(kind="remote")
