@@ -355,8 +355,9 @@ def decode(text: str) -> Decoded:
 # --- NIP-21 / NIP-27 -----------------------------------------------------------------------------
 
 # NIP-21: every entity but nsec may follow "nostr:". The trailing \b refuses a match that runs
-# into a letter bech32 does not use (b, i, o, 1 or upper case), as nostr-tools does.
-_URI = re.compile(r"nostr:((?:npub|nprofile|note|nevent|naddr)1[" + CHARSET + r"]+)\b")
+# into an ASCII letter or digit bech32 does not use (b, i, o, 1, upper case), as nostr-tools'
+# regex does; re.ASCII keeps "é" or an emoji right after the entity from hiding it (as in JS).
+_URI = re.compile(r"nostr:((?:npub|nprofile|note|nevent|naddr)1[" + CHARSET + r"]+)\b", re.ASCII)
 
 
 def nostr_uri(entity: str) -> str:
