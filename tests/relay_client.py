@@ -35,14 +35,17 @@ class WsClient:
         self._fragment_opcode: Opcode | None = None
         self.eof = False
         self.bytes_received = 0
+        self.pongs: list[bytes] = []
 
     async def _flush(self) -> None:
-        for chunk in self.proto.data_to_send():
-            if chunk:
-                await self.stream.send_all(chunk)
-            else:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    await self.stream.send_eof()
+        """Write everything pending in one ``send_all`` (frames queued together arrive together)."""
+        chunks = self.proto.data_to_send()
+        data = b"".join(chunks)
+        if data:
+            await self.stream.send_all(data)
+        if chunks and chunks[-1] == b"":
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await self.stream.send_eof()
 
     async def _read_more(self) -> None:
         if self.eof:
@@ -65,6 +68,8 @@ class WsClient:
                 self.messages.append((frame.opcode, bytes(frame.data)))
             else:
                 self._fragment_opcode, self._fragments = frame.opcode, [bytes(frame.data)]
+        elif frame.opcode is Opcode.PONG:
+            self.pongs.append(bytes(frame.data))
         elif frame.opcode is Opcode.CONT:
             self._fragments.append(bytes(frame.data))
             if frame.fin:
@@ -217,3 +222,30 @@ async def http_request(
     finally:
         await stream.aclose()
     return status, resp_headers, b"".join(chunks)
+
+
+# -- events for tests ----------------------------------------------------------------------------
+
+SK1 = bytes(range(1, 33))
+SK2 = bytes(range(2, 34))
+AUX = bytes(32)
+
+
+def signed_note(created_at: int, content: str = "hi", *, sk: bytes = SK1, kind: int = 1, tags=()) -> Event:
+    from relaysim.nostr.event import sign_event
+
+    return sign_event(sk, created_at=created_at, kind=kind, tags=tags, content=content, aux=AUX)
+
+
+def bulk_events(n: int, *, start: int = 1_000_000, content_size: int = 100) -> list[Event]:
+    """``n`` kind-1 events with correct ids and dummy signatures: loaded into a relay's store
+    directly (which trusts its dataset), they make big queries cheap to set up."""
+    from relaysim.nostr.event import PubKey, compute_id, pubkey_of
+
+    pubkey = PubKey(pubkey_of(SK2))
+    out = []
+    for i in range(n):
+        content = f"bulk {i} " + "x" * content_size
+        event_id = compute_id(pubkey, start + i, 1, (), content)
+        out.append(Event(event_id, pubkey, start + i, 1, (), content, "0" * 128))
+    return out

@@ -64,7 +64,9 @@ class Relay:
     COOP/COEP/CORP to every response (default: on for the built-in client, off for ``static``).
     ``traffic`` (``"notes=2/s,reactions=10/s"`` or a :class:`~relaysim.traffic.Rates`) starts the
     live traffic generator; it needs a named dataset, whose cast signs the events.
-    ``max_events`` caps the store (oldest non-dataset events are evicted).
+    ``max_events`` caps the store (oldest non-dataset events are evicted). A named dataset's relay
+    hints point at ``dataset_relay_url`` (default ``ws://127.0.0.1:7447/``), or at this relay's
+    own URL with ``hints_follow_url=True`` (the CLI does that; a different URL is a separate build).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Relay:
         max_events: int | None = None,
         settings: ConnectionSettings | None = None,
         dataset_relay_url: str | None = None,
+        hints_follow_url: bool = False,
     ) -> None:
         self.dataset = dataset
         self.host = host
@@ -107,6 +110,7 @@ class Relay:
         self._traffic_seed = traffic_seed
         self._traffic_paused = traffic_paused
         self._dataset_relay_url = dataset_relay_url
+        self._hints_follow_url = hints_follow_url
         self.traffic: Any = None  # TrafficControl when a generator runs
         self._generator: Any = None
         self._spec: Any = None
@@ -145,6 +149,13 @@ class Relay:
         except OSError as exc:
             raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self.port = listeners[0].socket.getsockname()[1]
+        if (
+            self._hints_follow_url
+            and self._dataset_relay_url is None
+            and self.host not in ("0.0.0.0", "::", "")
+        ):
+            # Relay hints and kind-10002 r tags name this very relay, so a client stays here.
+            self._dataset_relay_url = self.url
         try:
             await trio.to_thread.run_sync(self._load)
         except BaseException:

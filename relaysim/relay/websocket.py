@@ -305,6 +305,9 @@ class WebSocketConnection:
                 return  # CLOSE or a replacing REQ arrived mid-query: no more events, no EOSE
             if not await self._put(Outgoing(payloads, sub, events=len(payloads))):
                 return
+            # Let the reader run between batches even when the outbox has room, so a CLOSE that
+            # has arrived meanwhile is seen before the next batch.
+            await trio.lowlevel.checkpoint()
         eose = self.core.finish_query(sub)
         if eose is not None:
             await self._put(Outgoing([eose], sub))

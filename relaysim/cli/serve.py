@@ -1,0 +1,120 @@
+"""``relaysim serve``: run the test relay until Ctrl-C or SIGTERM.
+
+A thin shell over :class:`relaysim.relay.Relay`: parse the arguments, enter the relay, print the
+URLs once it is ready, wait for SIGINT/SIGTERM, leave (every websocket is closed with 1001).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from relaysim.errors import UsageError
+
+__all__ = ["register", "serve"]
+
+DEFAULT_PORT = 7447
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the test relay (and the app under test) on one port",
+        description=(
+            "Serve a dataset as a Nostr relay (websocket) and the web app under test (HTTP) on one "
+            "port, with /stats, /metrics, /idle and loopback-only /control endpoints."
+        ),
+    )
+    parser.add_argument(
+        "--dataset",
+        default="seed1",
+        help="dataset name from datasets/ (built on first use) or a JSONL file; an empty file "
+        "serves an empty relay (default: seed1)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
+    )
+    parser.add_argument(
+        "--static", type=Path, help="serve this directory at / instead of the reference client"
+    )
+    parser.add_argument(
+        "--test-headers",
+        action="store_true",
+        help="add COOP/COEP/CORP to every response (always on for the built-in reference client)",
+    )
+    parser.add_argument("--traffic", help="live traffic rates, e.g. notes=2/s,reactions=10/s")
+    parser.add_argument("--traffic-seed", default="1", help="seed of the traffic generator (default: 1)")
+    parser.add_argument("--traffic-paused", action="store_true", help="start with scheduled traffic paused")
+    parser.add_argument(
+        "--max-events", type=int, help="cap the store: oldest events beyond the dataset are evicted"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.max_events is not None and args.max_events < 1:
+        raise UsageError(f"--max-events must be a positive number, got {args.max_events}")
+    if args.static is not None and not args.static.is_dir():
+        raise UsageError(f"--static {args.static}: not a directory")
+    if not _is_loopback(args.host):
+        print(
+            f"relaysim: warning: binding {args.host} exposes the relay, the app and /stats to the network "
+            "(the /control endpoints still answer loopback peers only)",
+            file=sys.stderr,
+        )
+    return trio.run(serve, args)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from relaysim.relay import Relay
+
+    relay = Relay(
+        args.dataset,
+        host=args.host,
+        port=args.port,
+        static=args.static,
+        test_headers=True if args.test_headers else None,
+        traffic=args.traffic,
+        traffic_seed=args.traffic_seed,
+        traffic_paused=args.traffic_paused,
+        max_events=args.max_events,
+        # Hints name this relay when its address is fixed; port 0 keeps the default build.
+        hints_follow_url=args.port != 0,
+    )
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with relay:
+            info = relay.load_info
+            print(f"relaysim: relay   {relay.url}", flush=True)
+            print(f"relaysim: app     {relay.http_url}", flush=True)
+            print(f"relaysim: stats   {relay.http_url}stats", flush=True)
+            print(
+                f"relaysim: ready in {relay.ready_seconds:.2f} s: {info.get('events_stored', 0)} events "
+                f"from {info.get('dataset') or 'nothing (empty relay)'}"
+                + (f", traffic {args.traffic}" if args.traffic else ""),
+                flush=True,
+            )
+            async for signum in signals:
+                print(
+                    f"relaysim: {signal.Signals(signum).name}: closing connections",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
+    return 0
