@@ -121,7 +121,7 @@ class _Lines:
             else:
                 self.tables[re.sub(r"\s+", "", t.group(1))] = (i, len(self.lines))  # type: ignore[union-attr]
         # Each section ends where the next header begins.
-        ends = {h: nxt - 1 for h, nxt in zip(headers, [*headers[1:], len(self.lines) + 1], strict=True)}
+        ends = {h: nxt - 1 for h, nxt in zip(headers, [*headers[1:], len(self.lines) + 1], strict=False)}
         self.top_end = headers[0] - 1 if headers else len(self.lines)
         self.tables = {k: (start, ends[start]) for k, (start, _) in self.tables.items()}
         self._fix_ends(self.root, ends)
@@ -144,7 +144,12 @@ class _Lines:
     def key(self, key: str, table: str | None = None) -> int | None:
         """Line of ``key = ...`` at the top level or inside ``[table]`` (the table header otherwise)."""
         if table is None:
-            return self._find_key(key, 1, self.top_end)
+            found = self._find_key(key, 1, self.top_end)
+            if found is None and key in self.tables:  # written as a [key] table
+                found = self.tables[key][0]
+            if found is None and key == "steps" and self.root.children:
+                found = self.root.children[0].line
+            return found
         if table not in self.tables:
             return self._find_key(table, 1, self.top_end)
         start, end = self.tables[table]
@@ -313,10 +318,14 @@ class _Parser:
 
     # steps
     def steps(self, raw: object, path: tuple[int, ...], line: int | None) -> tuple[Step, ...]:
+        if path:
+            name, header, what = "repeat.steps", "[[steps.steps]]", "a repeat needs"
+        else:
+            name, header, what = "'steps'", "[[steps]]", "a scenario needs"
         if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
-            raise self.fail(line, "'steps' must be an array of tables ([[steps]])")
+            raise self.fail(line, f"{name} must be an array of tables ({header})")
         if not raw:
-            raise self.fail(line, "'steps' is empty: a scenario needs at least one step")
+            raise self.fail(line, f"{name} is empty: {what} at least one step")
         return tuple(self.step(item, (*path, i)) for i, item in enumerate(raw))
 
     def step(self, raw: dict[str, object], path: tuple[int, ...]) -> Step:
