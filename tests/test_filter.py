@@ -177,6 +177,11 @@ def test_constructor_freezes_iterables_and_equals_parsed():
         built.tags["x"] = frozenset()  # type: ignore[index]
 
 
+def test_constructor_refuses_hash_prefixed_tag_names():
+    with pytest.raises(ValueError, match="single letter without '#', got '#p'"):
+        Filter(tags={"#p": [PUBKEYS[0]]})
+
+
 def test_valid_edge_values_are_accepted():
     f = parse_filter(
         {"#E": ["not hex at all"], "#a": ["30023:" + PUBKEYS[0] + ":x"], "limit": 0, "kinds": [0, 65535]}

@@ -69,6 +69,9 @@ class Filter:
         if not isinstance(self.tags, MappingProxyType) or not all(
             isinstance(values, frozenset) for values in self.tags.values()
         ):
+            bad = [name for name in self.tags if not (len(name) == 1 and name in _LETTERS)]
+            if bad:
+                raise ValueError(f"Filter tags are keyed by a single letter without '#', got {bad[0]!r}")
             object.__setattr__(self, "tags", _freeze_tags(self.tags))
         # A tuple is faster to walk than a mapping view, and matches() walks it per event.
         object.__setattr__(self, "_tag_items", tuple(self.tags.items()))
@@ -213,7 +216,7 @@ def parse_filter(obj: object) -> Filter:
                         raise InvalidFilter(f"invalid: filter '{key}' item {index} must be a string")
                 tags[name] = frozenset(values)
         else:
-            raise InvalidFilter(f"unsupported: filter contains unknown element '{_shorten(key)}'")
+            raise InvalidFilter(f"unsupported: filter contains unknown element '{_shorten(str(key))}'")
     return Filter(ids, authors, kinds, MappingProxyType(tags) if tags else _EMPTY_TAGS, since, until, limit)
 
 
