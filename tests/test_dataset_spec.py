@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaysim.dataset import DEFAULT_RELAY_URL, build, encode_jsonl, ensure_built, load_spec, parse_spec
-from relaysim.dataset.registry import cache_path
+from relaysim.dataset.registry import cache_path, prune_cache
 from relaysim.dataset.spec import DatasetSpec, spec_digest
 from relaysim.errors import UsageError
 
@@ -228,3 +229,22 @@ def test_bad_relay_url_is_a_usage_error():
     spec = parse_spec(TINY)
     with pytest.raises(UsageError, match=r"^relay URL must look like ws://host:port/ \(got 'http://x/'\)$"):
         ensure_built(spec, "http://x/")
+
+
+def test_prune_cache_removes_old_builds_beyond_the_newest_eight(tmp_path):
+    now = 1_800_000_000.0
+    ages = [10, 20, 30, 40, 50, 60, 70, 80, 500, 700, 800, 900]  # seconds; ranks 9.. are beyond 8
+    files = {}
+    for i, age in enumerate(ages):
+        path = tmp_path / f"tiny-{i:016x}.jsonl"
+        path.write_bytes(b"")
+        os.utime(path, (now - age, now - age))
+        files[age] = path
+    other = tmp_path / "tiny-extra-0000000000000000.jsonl"  # a different dataset: never touched
+    other.write_bytes(b"")
+    os.utime(other, (now - 99_999, now - 99_999))
+    removed = prune_cache("tiny", keep=files[900], now=now)
+    # 500 s is beyond rank 8 but younger than 10 minutes; 900 s is the file just built.
+    assert removed == [files[700], files[800]]
+    assert all(path.exists() for age, path in files.items() if age not in (700, 800))
+    assert other.exists()

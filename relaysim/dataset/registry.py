@@ -6,11 +6,18 @@ A name (``seed1``) means ``<name>.toml`` in the repository's ``datasets/`` direc
 ``~/.cache/relaysim/datasets``) as ``<name>-<digest>.jsonl``, where the digest covers the spec,
 the relay URL and the generator version: a changed spec or URL is a different file, never a
 stale one. Files are written to a temp name and renamed, so a crash never leaves half a dataset.
+
+A relay on an ephemeral port builds one file per URL (its hints name itself), so after each build
+the cache keeps the newest :data:`KEEP_PER_NAME` files of that dataset and removes older ones
+once they are :data:`PRUNE_AFTER_SECONDS` old (so a file another process just got is not pulled
+from under it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 from relaysim.dataset.generate import DEFAULT_RELAY_URL, build, check_relay_url
@@ -27,6 +34,9 @@ __all__ = [
     "load_spec",
     "spec_path",
 ]
+
+KEEP_PER_NAME = 8
+PRUNE_AFTER_SECONDS = 600
 
 _REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 _PACKAGE_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
@@ -91,4 +101,25 @@ def ensure_built(name: str | Path | DatasetSpec, relay_url: str | None = None) -
     path = cache_path(spec, url)
     if not path.is_file():
         write_jsonl(path, build(spec, url))
+        prune_cache(spec.name, keep=path)
     return path
+
+
+def prune_cache(name: str, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove old cached builds of ``name`` beyond the newest :data:`KEEP_PER_NAME`; returns them."""
+    now = time.time() if now is None else now
+    aged = []
+    for candidate in keep.parent.glob(f"{name}-*.jsonl"):
+        digest = candidate.stem[len(name) + 1 :]
+        if len(digest) != 16 or not all(c in "0123456789abcdef" for c in digest):
+            continue  # another dataset whose name starts with ours
+        with contextlib.suppress(OSError):  # another process may prune at the same time
+            aged.append((candidate.stat().st_mtime, candidate.name, candidate))
+    aged.sort(reverse=True)
+    removed = []
+    for mtime, _, candidate in aged[KEEP_PER_NAME:]:
+        if candidate != keep and now - mtime > PRUNE_AFTER_SECONDS:
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
