@@ -41,6 +41,22 @@ function logAlloc(source, metric, value) {
 }
 globalThis.__moxie_alloc_log = [];
 
+// Turning instrumentation on logs the current socket count at once, so a harness that sets the
+// flag after the page loaded still gets a `ws` record to start from.
+let instrument = globalThis.__moxie_instrument === true;
+Object.defineProperty(globalThis, '__moxie_instrument', {
+  configurable: true,
+  get: () => instrument,
+  set: (v) => {
+    const was = instrument;
+    instrument = v;
+    if (v === true && !was) {
+      logAlloc('ws', '_conns.size', openSockets);
+      logAlloc('dom', '_elements.size', _elements.size);
+    }
+  },
+});
+
 function checkHandleThresholds() {
   const n = _elements.size;
   for (const t of HANDLE_THRESHOLDS) {

@@ -1,0 +1,189 @@
+"""Fixtures for the reference client's tests: seed1 on a relay that also serves the client, and
+headless Chromium driving it.
+
+Import them into a test module with `from tests.client_fixtures import *` (conftest.py is shared,
+so these stay here).  Everything is real: real signed seed1 events, a real relay on a loopback
+socket (port 0), the real client in a real browser.  The relay is `relaysim.relay.SyncRelay`
+when the package provides it, else the test double in tests/client_test_double_relay.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from relaysim.client import CLIENT_DIR
+from relaysim.dataset import cast_for, ensure_built, load_spec, read_jsonl
+from relaysim.nostr import Event
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-precise-memory-info",
+    "--enable-blink-features=ForceEagerMeasureMemory",
+    "--window-size=900,1000",
+)
+
+__all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "seed"]
+
+
+@dataclass(frozen=True)
+class Seed:
+    """seed1's events, its viewer, and the roots of its biggest reply threads (most replies first)."""
+
+    events: list[Event]
+    viewer: str
+    threads: list[str]
+
+
+def _threads(events: list[Event]) -> list[str]:
+    ids = {e.id for e in events if e.kind == 1}
+    roots: Counter[str] = Counter()
+    for e in events:
+        if e.kind != 1:
+            continue
+        root = next((t[1] for t in e.tags if t[0] == "e" and len(t) > 3 and t[3] == "root"), None)
+        if root in ids:
+            roots[root] += 1
+    return [root for root, n in roots.most_common() if n >= 3]
+
+
+@pytest.fixture(scope="session")
+def seed() -> Seed:
+    spec = load_spec("seed1")
+    result = read_jsonl(ensure_built("seed1"))
+    return Seed(result.events, cast_for(spec).viewer_pubkey, _threads(result.events))
+
+
+def _relay_factory() -> Callable[[Seed], Any]:
+    try:
+        from relaysim.relay import SyncRelay
+    except ImportError:
+        SyncRelay = None  # noqa: N806 (a class, imported late)
+    if SyncRelay is not None:
+        return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=True)
+    from tests.client_test_double_relay import DevRelay
+
+    return lambda s: DevRelay(s.events, CLIENT_DIR, s.viewer)
+
+
+@pytest.fixture(scope="session")
+def relay(seed: Seed) -> Iterator[Any]:
+    with _relay_factory()(seed) as r:
+        yield r
+
+
+def open_subscriptions(relay: Any) -> list[str]:
+    """Every subscription the relay holds open right now, read from its HTTP `/stats` document."""
+    with urllib.request.urlopen(f"{relay.http_url.rstrip('/')}/stats", timeout=5) as resp:
+        stats = json.load(resp)
+    subs: list[str] = []
+    for conn in stats["connections"]:
+        if conn.get("closed_at") is None:
+            subs.extend(conn["subscriptions"])
+    return sorted(subs)
+
+
+class App:
+    """One browser tab on the client, with the hooks as methods."""
+
+    def __init__(self, driver: Any, base: str) -> None:
+        self.driver = driver
+        self.base = base
+
+    def open(self, query: str = "", *, wait: bool = True) -> dict[str, Any]:
+        self.driver.get(f"{self.base}/{query}")
+        return self.wait_ready() if wait else {}
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def state(self) -> dict[str, Any]:
+        return self.js("return window.__relaysim_app_state ? __relaysim_app_state() : null")
+
+    def wait_ready(self, timeout: float = 30, **expect: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state and state["error"]:
+                raise AssertionError(f"client error: {state['error']}")
+            if state and state["ready"] and all(state.get(k) == v for k, v in expect.items()):
+                return state
+            time.sleep(0.1)
+        raise AssertionError(f"client not ready after {timeout}s: {state}")
+
+    def action(self, name: str, arg: Any = None) -> dict[str, Any]:
+        return self.js("return __relaysim_action(arguments[0], arguments[1])", name, arg)
+
+    def mem_stats(self) -> dict[str, int]:
+        return self.js("return __moxie_mem_stats()")
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        rows = self.js("return __moxie_read_alloc_counters()")
+        return {row["name"]: row for row in rows}
+
+    def handles(self) -> int:
+        return self.js("return __moxie_dom_handles()")
+
+    def detached_handles(self) -> int:
+        return self.js("return [..._elements.values()].filter((el) => !el.isConnected).length")
+
+    def close_all(self) -> list[str]:
+        return self.js("return __moxie_close_all()")
+
+    def click(self, testid: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').click()
+
+
+def _chrome() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="relaysim-client-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(60)
+    driver._relaysim_profile = profile
+    return driver
+
+
+@pytest.fixture
+def app_factory(relay: Any) -> Iterator[Callable[[], App]]:
+    """`app_factory()` opens a fresh headless Chromium (fresh profile) on the relay's origin."""
+    if not (shutil.which(CHROMEDRIVER) and shutil.which(CHROMIUM)):
+        pytest.skip("Chromium and chromedriver are not installed (scripts/install installs them)")
+    drivers: list[Any] = []
+
+    def make() -> App:
+        driver = _chrome()
+        drivers.append(driver)
+        return App(driver, relay.http_url.rstrip("/"))
+
+    yield make
+    for driver in drivers:
+        driver.quit()
+        shutil.rmtree(driver._relaysim_profile, ignore_errors=True)
