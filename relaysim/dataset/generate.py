@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from bech32 import bech32_encode, convertbits
@@ -104,7 +104,6 @@ class _Note:
     root: _Note | None = None  # None: this note is a root
     depth: int = 0
     ptags: tuple[str, ...] = ()
-    children: int = field(default=0)
 
     @property
     def thread_root(self) -> _Note:
@@ -208,8 +207,6 @@ class _Builder:
         self.by_author.setdefault(note.event.pubkey, []).append(note)
         if note.root is None:
             self.roots.append(note)
-        else:
-            note.root.children += 1
         return note
 
     def write_note(
@@ -255,10 +252,7 @@ class _Builder:
         tags.extend(["p", pk, self.url] for pk in ptags)
         event = self.write_note(rng, author, at, tags=tags)
         note = _Note(event, root, parent.depth + 1, tuple(ptags))
-        if not pooled:
-            root.children += 1
-            return note
-        return self.add_note(note)
+        return self.add_note(note) if pooled else note
 
     # --- phases --------------------------------------------------------------------------------
 
