@@ -10,6 +10,7 @@ when the package provides it, else the test double in tests/client_test_double_r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -73,12 +74,14 @@ def seed() -> Seed:
 
 
 def _relay_factory() -> Callable[[Seed], Any]:
-    try:
-        from relaysim.relay import SyncRelay
-    except ImportError:
-        SyncRelay = None  # noqa: N806 (a class, imported late)
-    if SyncRelay is not None:
-        return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=True)
+    """The real SyncRelay, unless it is missing or RELAYSIM_CLIENT_TEST_RELAY=double asks for the double."""
+    if os.environ.get("RELAYSIM_CLIENT_TEST_RELAY") != "double":
+        try:
+            from relaysim.relay import SyncRelay
+        except ImportError:
+            pass
+        else:
+            return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=True)
     from tests.client_test_double_relay import DevRelay
 
     return lambda s: DevRelay(s.events, CLIENT_DIR, s.viewer)

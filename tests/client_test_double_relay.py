@@ -93,8 +93,14 @@ class DevRelay:
             return Response(200, "OK", Headers([("Content-Type", "application/json")]), body)
         if path == "/viewer.json" and self.viewer:
             body = json.dumps({"pubkey": self.viewer}).encode()
-            return Response(200, "OK", Headers([("Content-Type", "application/json"),
-                                                ("Cross-Origin-Resource-Policy", "same-origin")]), body)
+            return Response(
+                200,
+                "OK",
+                Headers(
+                    [("Content-Type", "application/json"), ("Cross-Origin-Resource-Policy", "same-origin")]
+                ),
+                body,
+            )
         res = resolve_static(self.static_root, request.path, test_headers=True)
         headers = Headers([(k.decode(), v.decode("latin-1")) for k, v in res.headers])
         return Response(res.status, "OK" if res.status == 200 else "Error", headers, res.body)

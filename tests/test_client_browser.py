@@ -75,7 +75,9 @@ def test_fixed_build_is_flat_while_idle(app_factory: Any, relay: Any, seed: Seed
     assert app.mem_stats() == before
 
 
-def test_fixed_build_closes_its_subscriptions_on_every_page_switch(app_factory: Any, relay: Any, seed: Seed) -> None:
+def test_fixed_build_closes_its_subscriptions_on_every_page_switch(
+    app_factory: Any, relay: Any, seed: Seed
+) -> None:
     app: App = app_factory()
     app.open(f"?pubkey={seed.viewer}")
     assert wait_subs(relay, ["feed"]) == ["feed"]
@@ -184,7 +186,7 @@ def test_dom_leak_is_logged_at_handle_thresholds(app_factory: Any, seed: Seed) -
     assert all(isinstance(r["ts"], int) for r in log)
 
 
-def test_costly_probe_allocates_on_the_probe_site_and_the_default_does_not(app_factory: Any, seed: Seed) -> None:
+def test_costly_probe_allocates_on_the_probe_site(app_factory: Any, seed: Seed) -> None:
     app: App = app_factory()
     app.open(f"?pubkey={seed.viewer}&costly-probe=1")
     state = app.state()

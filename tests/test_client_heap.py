@@ -49,8 +49,13 @@ def test_bump_allocator_counts_every_byte_it_hands_out() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    done = subprocess.run([node, "-e", NODE_SCRIPT, str(CLIENT_DIR / "heap.wasm")],
-                          check=True, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [node, "-e", NODE_SCRIPT, str(CLIENT_DIR / "heap.wasm")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     out = json.loads(done.stdout)
     base = out["base"]
     assert base == 1024
