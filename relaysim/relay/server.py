@@ -198,7 +198,8 @@ class Relay:
             "dataset": loaded.name,
             "path": str(loaded.path) if loaded.path else None,
             "events_read": len(events),
-            "events_stored": result.stored,
+            "events_stored": len(self.store),
+            "events_refused": result.refused,
             "load_seconds": round(time.perf_counter() - t0, 4),
         }
         if loaded.spec is not None:
