@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h11
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relaysim.relay import Relay
 from relaysim.relay.static import CONTENT_TYPES, TEST_HEADERS, resolve_static
 
 WASM = b"\0asm\x01\0\0\0"
@@ -235,3 +238,46 @@ def test_no_request_path_reads_outside_the_root(tmp_path_factory: pytest.TempPat
     response = resolve_static(root, "/" + tail, test_headers=False)
     assert response.status in (200, 301, 400, 404)
     assert b"SECRET" not in response.body
+
+
+# -- through the relay's socket ----------------------------------------------------------------
+
+
+async def _raw_get(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
+    """GET ``target`` byte for byte (no client-side normalisation of ``..``) and read the answer."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        conn = h11.Connection(h11.CLIENT)
+        request = h11.Request(method="GET", target=target, headers=[("Host", f"127.0.0.1:{port}")])
+        await stream.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
+        status, headers, body = 0, {}, b""
+        with trio.fail_after(10):
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive_some(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h11.Data):
+                    body += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return status, headers, body
+
+
+async def test_relay_serves_the_site_with_test_headers(site: Path) -> None:
+    async with Relay(static=site, test_headers=True, port=0) as relay:
+        port = int(relay.http_url.rstrip("/").rsplit(":", 1)[1])
+        status, headers, body = await _raw_get(port, "/heap.wasm?v=1")
+        assert (status, body) == (200, WASM)
+        assert headers["content-type"] == "application/wasm"
+        assert headers["cross-origin-opener-policy"] == "same-origin"
+        assert headers["cross-origin-embedder-policy"] == "require-corp"
+        assert headers["cross-origin-resource-policy"] == "same-origin"
+        status, headers, body = await _raw_get(port, "/")
+        assert (status, body) == (200, b"<!doctype html><title>root</title>")
+        for target in ("/../outside/secret.txt", "/%2e%2e/outside/secret.txt", "/escape.txt"):
+            status, headers, body = await _raw_get(port, target)
+            assert status in (400, 404), target
+            assert b"SECRET" not in body
+            assert headers["cross-origin-embedder-policy"] == "require-corp"
