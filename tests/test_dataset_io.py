@@ -7,7 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_dataset_spec import TINY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaysim.cli import main
 from relaysim.dataset import (
@@ -20,6 +21,11 @@ from relaysim.dataset import (
 from relaysim.dataset.jsonl import LineError
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
+
+try:  # the tests directory is on sys.path (pytest's default rootdir-less layout)
+    from test_dataset_spec import TINY
+except ImportError:  # pragma: no cover - tests collected as a package
+    from tests.test_dataset_spec import TINY
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +193,21 @@ def test_cli_bad_spec_and_unknown_name_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "relaysim: error: relay URL must look like ws://host:port/ (got 'localhost:7447')\n"
     )
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_read_jsonl_is_total_over_arbitrary_lines(tmp_path_factory, tiny_events, data):
+    """Any bytes: each non-blank line is an event or an ``invalid:`` error with its number."""
+    good = [e.json for e in tiny_events[:5]] + [b'["EVENT", ' + tiny_events[5].json + b"]"]
+    line = st.one_of(st.binary(max_size=60), st.sampled_from(good), st.text(max_size=30).map(str.encode))
+    lines = [item.replace(b"\n", b" ") for item in data.draw(st.lists(line, max_size=12))]
+    path = tmp_path_factory.mktemp("prop") / "x.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    result = read_jsonl(path)
+    content_lines = [n for n, item in enumerate(lines, start=1) if item.strip()]
+    error_lines = [error.line_no for error in result.errors]
+    assert sorted(error_lines) == error_lines and set(error_lines) <= set(content_lines)
+    assert len(result.events) + len(result.errors) == len(content_lines)
+    assert all(error.reason.startswith("invalid: ") for error in result.errors)
+    assert sum(1 for item in lines if item.strip() in good) <= len(result.events)

@@ -248,3 +248,74 @@ def test_prune_cache_removes_old_builds_beyond_the_newest_eight(tmp_path):
     assert removed == [files[700], files[800]]
     assert all(path.exists() for age, path in files.items() if age not in (700, 800))
     assert other.exists()
+
+
+# --- any valid spec builds -------------------------------------------------------------------------
+
+
+@st.composite
+def small_specs(draw) -> str:
+    """Small specs, including the edges: no crowd, nobody followed, one root, no viewer notes."""
+    authors = draw(st.integers(2, 8))
+    crowd = draw(st.integers(0, 5))
+    roots = draw(st.integers(1, 6))
+    viewer_notes = draw(st.integers(0, 3))
+    aimed = {
+        k: (draw(st.integers(0, 3)) if viewer_notes else 0)
+        for k in ("replies", "quotes", "reactions", "reposts", "zaps")
+    }
+    viral = draw(st.lists(st.integers(1, authors + crowd), max_size=min(2, roots)))
+
+    def share():
+        return draw(st.sampled_from([0, 0.5, 1]))
+
+    return f"""
+[dataset]
+name = "prop"
+seed = "{draw(st.text("abc", min_size=1, max_size=4))}"
+window_end = 1767225600
+window_seconds = {draw(st.sampled_from([3600, 86400]))}
+[accounts]
+authors = {authors}
+crowd = {crowd}
+followed = {draw(st.integers(0, authors))}
+multi_profile_share = {share()}
+strangers = {draw(st.integers(0, 2))}
+[notes]
+roots = {roots}
+replies = {draw(st.integers(0, 6))}
+deep_threads = {draw(st.integers(0, roots))}
+max_depth = {draw(st.integers(1, 5))}
+clusters = {draw(st.integers(0, 2))}
+cluster_size = {draw(st.integers(0, 3))}
+mention_share = {share()}
+quote_share = {share()}
+dangling = {draw(st.integers(0, 5))}
+long_share = 0
+unicode_share = {share()}
+expired = {draw(st.integers(0, 2))}
+future_expiring = {draw(st.integers(0, 2))}
+[engagement]
+reposts = {draw(st.integers(0, 3))}
+empty_repost_share = {share()}
+reactions = {draw(st.integers(0, 5))}
+viral = {viral}
+zaps = {draw(st.integers(0, 2))}
+deletions = {draw(st.integers(0, 3))}
+[viewer]
+profile_versions = {draw(st.integers(1, 2))}
+notes = {viewer_notes}
+mentions = {draw(st.integers(0, 2))}
+{chr(10).join(f"{k} = {v}" for k, v in aimed.items())}
+"""
+
+
+@settings(max_examples=60)
+@given(small_specs())
+def test_any_valid_spec_builds_sorted_events_inside_its_window(text):
+    spec = parse_spec(text)
+    events = list(build(spec))
+    assert [(e.created_at, e.id) for e in events] == sorted((e.created_at, e.id) for e in events)
+    assert all(spec.window_start <= e.created_at <= spec.window_end for e in events)
+    assert sum(1 for e in events if e.kind == 1) >= spec.notes.roots + spec.viewer.notes
+    assert encode_jsonl(events) == encode_jsonl(build(spec))

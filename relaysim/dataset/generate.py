@@ -185,7 +185,7 @@ class _Builder:
 
     def any_time(self, rng: Rng, low: int | None = None, high: int | None = None) -> int:
         low = self.start if low is None else low
-        high = self.end if high is None else high
+        high = self.end if high is None else max(low, high)  # short windows: no room to spare
         return rng.between(low, high)
 
     def after(self, rng: Rng, created_at: int, within: int = 6 * HOUR) -> int:
@@ -571,7 +571,7 @@ class _Builder:
         rng = Rng(self.seed, "deletions")
         candidates = [note for note in self.notes if note.event.id not in self.protected]
         deleted: set[str] = set()
-        for i in range(self.spec.engagement.deletions):
+        for i in range(self.spec.engagement.deletions if candidates else 0):
             first = rng.pick(candidates)
             if first.event.id in deleted:
                 continue
