@@ -1,3 +1,22 @@
 """relaysim: a test bench for Nostr web clients that must run for hours without leaking."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+__all__ = ["Relay", "SyncRelay", "__version__"]
+
+if TYPE_CHECKING:
+    from relaysim.relay import Relay, SyncRelay
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``import relaysim`` stays cheap for the CLI and the pure core; the relay pulls in
+    # trio, websockets, h11 and prometheus-client only when someone asks for it.
+    if name in ("Relay", "SyncRelay"):
+        from relaysim import relay
+
+        return getattr(relay, name)
+    raise AttributeError(f"module 'relaysim' has no attribute {name!r}")

@@ -314,3 +314,24 @@ async def test_leaving_the_relay_closes_websockets_with_1001():
             stop.set()
             code, reason = await client.wait_closed()
             assert (code, reason) == (1001, "relay shutting down")
+
+
+async def test_client_reset_while_events_are_pushed_is_a_disconnect_not_an_error(relay):
+    import socket
+    import struct
+
+    with trio.fail_after(10):
+        client = await connect(relay.url)
+        await client.send(encode_req("live", {"kinds": [1], "limit": 0}))
+        await client.recv_until_eose("live")
+        # SO_LINGER 0: close() sends RST, so the relay's next write fails (BrokenResourceError).
+        client.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.stream.socket.close()
+        for i in range(50):
+            await relay.publish(signed_note(20_000 + i, "x" * 1000))
+            await trio.sleep(0.001)
+        while relay.stats()["connections"]:
+            await trio.sleep(0.02)
+        assert relay.stats()["totals"]["connection_errors"] == 0
+        other = await connect(relay.url)
+        assert await sync_point(other) == []

@@ -55,6 +55,16 @@ _BUILTIN_PAGE = """<!doctype html>
 """
 
 
+_DISCONNECTS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """True when ``exc`` (or every exception in a group from a nursery) means "the client left"."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_disconnect(inner) for inner in exc.exceptions)
+    return isinstance(exc, _DISCONNECTS)
+
+
 class Relay:
     """A Nostr relay for tests, on one loopback port (HTTP and websocket).
 
@@ -249,11 +259,10 @@ class Relay:
                     on_change=self._changed,
                 )
                 await conn.run(*handshake)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-            pass  # the client went away: nothing to report
-        except Exception:
-            self.core.totals.connection_errors += 1
-            log.exception("connection failed")
+        except Exception as exc:
+            if not _is_disconnect(exc):
+                self.core.totals.connection_errors += 1
+                log.exception("connection failed")
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(1):
