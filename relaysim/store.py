@@ -20,8 +20,8 @@ so ``{"kinds":[1],"limit":500}`` touches about 500 keys whatever the store size.
 For each filter :meth:`EventStore.query` picks the candidate source with the fewest keys among
 ``ids`` (direct look-ups, always first), (author, kind) pairs, authors, each single-letter tag,
 kinds, and finally the full time index; several lists are merged newest-first with
-:func:`heapq.merge`. Only when the filter has conditions the chosen index does not already
-guarantee is :meth:`Filter.matches` called on a candidate.
+:func:`heapq.merge`. Conditions the chosen index does not guarantee are checked per candidate
+by attribute, by membership in another index's keys, or (rarely) by :meth:`Filter.matches`.
 
 Storage rules (what :meth:`EventStore.add` answers)
 ---------------------------------------------------
@@ -63,7 +63,7 @@ from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import filterfalse, islice
 from typing import TYPE_CHECKING, Any
 
 from relaysim.errors import UsageError
@@ -90,6 +90,9 @@ _ID_MASK = (1 << 256) - 1
 _INDEXED_TAGS = frozenset(string.ascii_letters)
 # Above this many (author, kind) pairs the pair index costs more look-ups than it saves.
 _MAX_PAIRS = 4096
+# A tag condition is checked by set membership when its index holds at most this many keys per
+# candidate walked, else by Filter.matches (tuned with bench/bench_store.py; see EventStore._plan).
+_SET_FACTOR = 8
 _DELETION_KIND = 5
 
 
@@ -269,34 +272,32 @@ class EventStore:
         alone, clamped to ``max_limit`` (NIP-11's silent clamp). Expired events (NIP-40, against
         ``now``, default ``time.time()``) are never returned.
         """
-        if now is None:
-            now = time.time()
         filters = _as_tuple(filters)
+        expired = self._expired_keys(time.time() if now is None else now)
         by_key = self._by_key
         if len(filters) == 1:
-            keys = self._run(filters[0], now, _effective_limit(filters[0], default_limit, max_limit))
+            keys = self._run(filters[0], expired, _effective_limit(filters[0], default_limit, max_limit))
             return [by_key[key] for key in keys]
         union: set[int] = set()
         for flt in filters:
-            union.update(self._run(flt, now, _effective_limit(flt, default_limit, max_limit)))
+            union.update(self._run(flt, expired, _effective_limit(flt, default_limit, max_limit)))
         return [by_key[key] for key in sorted(union, reverse=True)]
 
     def count(self, filters: Sequence[Filter] | Filter, now: float | None = None) -> int:
         """How many stored, unexpired events match any filter (NIP-45). ``limit`` is ignored."""
-        if now is None:
-            now = time.time()
         filters = _as_tuple(filters)
+        expired = self._expired_keys(time.time() if now is None else now)
         if len(filters) == 1:
             flt = filters[0]
-            if flt.ids is None and not self._expiry:
-                lists, residual = self._plan(flt)
-                if len(lists) == 1 and not residual:
-                    lo, hi = _bounds(lists[0], flt.since, flt.until)
+            if flt.ids is None and not expired:
+                plan = self._plan(flt, None)
+                if len(plan.lists) == 1 and plan.exact:
+                    lo, hi = _bounds(plan.lists[0], flt.since, flt.until)
                     return max(0, hi - lo)  # since > until gives hi < lo
-            return len(self._run(flt, now, None))
+            return len(self._run(flt, expired, None))
         union: set[int] = set()
         for flt in filters:
-            union.update(self._run(flt, now, None))
+            union.update(self._run(flt, expired, None))
         return len(union)
 
     def statistics(self) -> dict[str, Any]:
@@ -522,83 +523,123 @@ class EventStore:
 
     # ------------------------------------------------------------------ internals: reading
 
-    def _plan(self, flt: Filter) -> tuple[list[list[int]], bool]:
-        """The cheapest key lists that cover ``flt`` and whether candidates still need matches()."""
-        wanted: set[str] = set()
-        if flt.authors is not None:
-            wanted.add("authors")
-        if flt.kinds is not None:
-            wanted.add("kinds")
-        for name in flt.tags:
-            wanted.add("#" + name)
-        options: list[tuple[int, int, list[list[int]], set[str]]] = []
+    def _plan(self, flt: Filter, limit: int | None) -> _Plan:
+        """Pick the cheapest key lists that cover ``flt`` and say how to check the rest.
 
-        def option(rank: int, lists: list[list[int] | None], covers: set[str]) -> None:
+        The cost of an option is the number of keys in its lists. Conditions the chosen lists do
+        not guarantee are checked per candidate: authors and kinds by one attribute look-up (about
+        0.4 µs); a tag by membership in the set of its own index keys when that set is at most
+        ``_SET_FACTOR`` times the walk (building costs ~60 ns a key, testing runs at C speed),
+        else by :meth:`Filter.matches` (a few µs a candidate).
+        """
+        options: list[tuple[int, int, list[list[int]], str]] = []
+        by_condition: dict[str, tuple[int, list[list[int]]]] = {}
+
+        def option(rank: int, lists: list[list[int] | None], condition: str) -> None:
             present = [keys for keys in lists if keys is not None]
-            options.append((sum(map(len, present)), rank, present, covers))
+            options.append((sum(map(len, present)), rank, present, condition))
+            by_condition[condition] = (options[-1][0], present)
 
-        if (
-            flt.authors is not None
-            and flt.kinds is not None
-            and len(flt.authors) * len(flt.kinds) <= _MAX_PAIRS
-        ):
+        authors, kinds = flt.authors, flt.kinds
+        if authors is not None and kinds is not None and len(authors) * len(kinds) <= _MAX_PAIRS:
             pairs = self._author_kind
-            option(0, [pairs.get((a, k)) for a in flt.authors for k in flt.kinds], {"authors", "kinds"})
-        if flt.authors is not None:
-            option(1, [self._author.get(a) for a in flt.authors], {"authors"})
+            option(0, [pairs.get((a, k)) for a in authors for k in kinds], "authors+kinds")
+        if authors is not None:
+            option(1, [self._author.get(a) for a in authors], "authors")
         for name, values in flt.tags.items():
             if name in _INDEXED_TAGS:
-                option(1, [self._tag.get((name, v)) for v in values], {"#" + name})
-        if flt.kinds is not None:
-            option(2, [self._kind.get(k) for k in flt.kinds], {"kinds"})
-        option(3, [self._time], set())
-        _, _, lists, covers = min(options, key=lambda opt: (opt[0], opt[1]))
-        return lists, bool(wanted - covers)
+                option(1, [self._tag.get((name, v)) for v in values], "#" + name)
+        if kinds is not None:
+            option(2, [self._kind.get(k) for k in kinds], "kinds")
+        option(3, [self._time], "")
+        cost, _, lists, chosen = min(options, key=lambda opt: (opt[0], opt[1]))
+        covered = set(chosen.split("+"))
+        walk = cost if limit is None else min(cost, limit)
+        sets: list[set[int]] = []
+        check_authors = check_kinds = None
+        slow = False
+        if authors is not None and "authors" not in covered:
+            check_authors = authors
+        if kinds is not None and "kinds" not in covered:
+            check_kinds = kinds
+        for name in flt.tags:
+            known = by_condition.get("#" + name)
+            if "#" + name in covered:
+                continue
+            if known is not None and known[0] <= _SET_FACTOR * walk:
+                members: set[int] = set()
+                for keys in known[1]:
+                    lo, hi = _bounds(keys, flt.since, flt.until)
+                    members.update(keys[lo:hi])
+                sets.append(members)
+            else:
+                slow = True
+        return _Plan(lists, check_authors, check_kinds, sets, slow)
 
-    def _run(self, flt: Filter, now: float, limit: int | None) -> list[int]:
-        """Keys matching one filter, newest first, at most ``limit``."""
+    def _expired_keys(self, now: float) -> set[int]:
+        """Keys of the stored events expired at ``now`` (NIP-40); computed once per query."""
+        return {key for key, expiration in self._expiry.items() if expiration <= now}
+
+    def _run(self, flt: Filter, expired: set[int], limit: int | None) -> list[int]:
+        """Keys matching one filter, newest first, at most ``limit``, none of ``expired``.
+
+        Candidates flow through a chain of ``filter()`` stages so the common checks (expiry, tag
+        membership) run at C speed; only authors/kinds/matches() checks call back into Python.
+        """
         if limit is not None and limit <= 0:
             return []
-        expiry = self._expiry
+        by_key = self._by_key
         if flt.ids is not None:
             hits = []
             for event_id in flt.ids:
                 event = self._by_id.get(event_id)
-                if event is None or not flt.matches(event):
-                    continue
-                key = sort_key(event)
-                if key in expiry and expiry[key] <= now:
-                    continue
-                hits.append(key)
+                if event is not None and flt.matches(event):
+                    key = sort_key(event)
+                    if key not in expired:
+                        hits.append(key)
             hits.sort(reverse=True)
             return hits if limit is None else hits[:limit]
-        lists, residual = self._plan(flt)
-        if not lists:
+        plan = self._plan(flt, limit)
+        if not plan.lists:
             return []
-        if len(lists) == 1:
-            keys = lists[0]
+        if len(plan.lists) == 1:
+            keys = plan.lists[0]
             lo, hi = _bounds(keys, flt.since, flt.until)
-            candidates: Iterable[int] = islice(reversed(keys), len(keys) - hi, len(keys) - lo)
+            candidates: Iterator[int] = islice(reversed(keys), len(keys) - hi, len(keys) - lo)
         else:
             runs = []
-            for keys in lists:
+            for keys in plan.lists:
                 lo, hi = _bounds(keys, flt.since, flt.until)
                 if hi > lo:
                     runs.append(islice(reversed(keys), len(keys) - hi, len(keys) - lo))
             candidates = _dedupe(heapq.merge(*runs, reverse=True))
-        by_key = self._by_key
-        out: list[int] = []
-        if not residual and not expiry:
-            return list(candidates if limit is None else islice(candidates, limit))
-        for key in candidates:
-            if expiry and key in expiry and expiry[key] <= now:
-                continue
-            if residual and not flt.matches(by_key[key]):
-                continue
-            out.append(key)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
+        if expired:
+            candidates = filterfalse(expired.__contains__, candidates)
+        for members in plan.sets:
+            candidates = filter(members.__contains__, candidates)
+        authors, kinds = plan.authors, plan.kinds
+        if authors is not None:
+            candidates = filter(lambda key: by_key[key].pubkey in authors, candidates)
+        if kinds is not None:
+            candidates = filter(lambda key: by_key[key].kind in kinds, candidates)
+        if plan.slow:
+            candidates = filter(lambda key: flt.matches(by_key[key]), candidates)
+        return list(candidates if limit is None else islice(candidates, limit))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one filter is answered: walk ``lists`` newest first, keep keys passing the checks."""
+
+    lists: list[list[int]]
+    authors: frozenset[str] | None  # still to check per candidate, when not None
+    kinds: frozenset[int] | None
+    sets: list[set[int]]  # a candidate must be in every one
+    slow: bool  # some condition only Filter.matches can check
+
+    @property
+    def exact(self) -> bool:
+        return self.authors is None and self.kinds is None and not self.sets and not self.slow
 
 
 def _as_tuple(filters: Sequence[Filter] | Filter) -> Sequence[Filter]:
