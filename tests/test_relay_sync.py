@@ -4,6 +4,8 @@ a second, independent client implementation -- and seed1 with live traffic."""
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 
 import orjson
 import pytest
@@ -16,6 +18,13 @@ from relaysim.nostr.messages import encode_close, encode_req
 from relaysim.relay import Relay, SyncRelay
 
 STORED = [signed_note(1000 + i, f"note {i}") for i in range(10)]
+
+
+def post(url: str) -> dict:
+    """POST with urllib, bypassing any proxy from the environment."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(urllib.request.Request(url, method="POST", data=b""), timeout=10) as response:
+        return orjson.loads(response.read())
 
 
 def ws(url: str):
@@ -113,7 +122,8 @@ def test_seed1_with_traffic_closed_subscription_receives_nothing_more():
 
         traffic = relay.traffic
         assert traffic is not None
-        traffic.pause()
+        assert post(relay.http_url + "control/traffic/pause")["paused"] is True  # the HTTP control
+        assert traffic.paused
         time.sleep(0.3)  # one tick for the pause to take effect, drain what was in flight
         while True:
             try:
@@ -125,8 +135,16 @@ def test_seed1_with_traffic_closed_subscription_receives_nothing_more():
         assert [m[:2] for m in burst] == [["EVENT", "control"]] * 3
         with pytest.raises(TimeoutError):
             recv_json(conn, timeout=0.5)  # paused: nothing scheduled arrives
+        post(relay.http_url + "control/traffic/burst?kind=reactions&n=2")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            post(relay.http_url + "control/traffic/burst?kind=gossip&n=2")
+        assert info.value.code == 400 and b"unknown traffic kind 'gossip'" in info.value.read()
         traffic.resume()
         assert recv_json(conn, timeout=10)[:2] == ["EVENT", "control"]
+        deadline = time.monotonic() + 10
+        while relay.stats()["traffic"]["emitted"]["reactions"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
 
 async def test_relay_with_seed1_name_loads_and_counts():
