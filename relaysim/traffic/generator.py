@@ -123,7 +123,8 @@ class TrafficGenerator:
             (key, PubKey(key.public_key_xonly.format().hex()))
             for key in (PrivateKey(bytes(secret)) for secret in cast.author_secrets)
         )
-        self._zapper = PrivateKey(bytes(cast.zapper_secret))
+        zapper = PrivateKey(bytes(cast.zapper_secret))
+        self._zapper = (zapper, PubKey(zapper.public_key_xonly.format().hex()))
         self._node_secret = bytes(cast.lightning_node_secret)
         self._viewer_notes = tuple(cast.viewer_note_ids)
         self._popular_notes = tuple(cast.popular_note_ids)
@@ -196,14 +197,14 @@ class TrafficGenerator:
     def _sign(
         self,
         draws: _Draws,
-        key: PrivateKey,
+        signer: tuple[PrivateKey, PubKey],
         created_at: int,
         kind: int,
         tags: list[list[str]],
         content: str,
         label: bytes = b"aux",
     ) -> Event:
-        pubkey = PubKey(key.public_key_xonly.format().hex())
+        key, pubkey = signer
         frozen = tuple(tuple(tag) for tag in tags)
         event_id = compute_id(pubkey, created_at, kind, frozen, content)
         sig = key.sign_schnorr(bytes.fromhex(event_id), draws.secret(label)).hex()
@@ -219,7 +220,7 @@ class TrafficGenerator:
         return draws.pick(self._viewer_notes)
 
     def _make_notes(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        key, _ = draws.pick(self._authors)
+        author = draws.pick(self._authors)
         content = self._sentence(draws, counter)
         tags: list[list[str]] = []
         style = draws.below(4)
@@ -232,38 +233,38 @@ class TrafficGenerator:
             quoted = draws.pick(self._popular_notes)
             content += f" nostr:{note_encode(quoted)}"
             tags.append(["q", quoted, self._relay_url])
-        return self._sign(draws, key, created_at, 1, tags, content)
+        return self._sign(draws, author, created_at, 1, tags, content)
 
     def _make_replies(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        key, _ = draws.pick(self._authors)
+        author = draws.pick(self._authors)
         root = self._viewer_note(draws)
         # NIP-10: a direct reply to a root carries only the "root" marker; p = the parent's author.
         tags = [["e", root, self._relay_url, "root", self._viewer], ["p", self._viewer]]
-        return self._sign(draws, key, created_at, 1, tags, self._sentence(draws, counter))
+        return self._sign(draws, author, created_at, 1, tags, self._sentence(draws, counter))
 
     def _make_reactions(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        key, _ = draws.pick(self._authors)
+        author = draws.pick(self._authors)
         target = self._viewer_note(draws)
         # NIP-25: e and p of the target (last), k = the target's kind.
         tags = [["e", target, self._relay_url, self._viewer], ["p", self._viewer], ["k", "1"]]
-        return self._sign(draws, key, created_at, 7, tags, draws.pick(_REACTIONS))
+        return self._sign(draws, author, created_at, 7, tags, draws.pick(_REACTIONS))
 
     def _make_reposts(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        key, _ = draws.pick(self._authors)
+        author = draws.pick(self._authors)
         target = self._viewer_note(draws)
         # NIP-18: content MAY be empty (the generator keeps no copy of the reposted note);
         # the e tag MUST carry a relay URL, and clients fetch the note from it.
         tags = [["e", target, self._relay_url], ["p", self._viewer]]
-        return self._sign(draws, key, created_at, 6, tags, "")
+        return self._sign(draws, author, created_at, 6, tags, "")
 
     def _make_zaps(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        sender_key, sender = draws.pick(self._authors)
+        sender = draws.pick(self._authors)
         target = self._viewer_note(draws)
         amount = draws.pick(_ZAP_AMOUNTS_MSAT)
         # NIP-57 Appendix A: the zap request (9734) the sender's wallet would have sent.
         request = self._sign(
             draws,
-            sender_key,
+            sender,
             created_at,
             9734,
             [["relays", self._relay_url], ["amount", str(amount)], ["p", self._viewer], ["e", target]],
@@ -283,7 +284,7 @@ class TrafficGenerator:
         tags = [
             ["p", self._viewer],
             ["e", target],
-            ["P", sender],
+            ["P", sender[1]],
             ["bolt11", invoice],
             ["description", description],
             ["preimage", preimage.hex()],
@@ -291,11 +292,12 @@ class TrafficGenerator:
         return self._sign(draws, self._zapper, created_at, 9735, tags, "")
 
     def _make_profiles(self, draws: _Draws, counter: int, created_at: int) -> Event:
-        key, pubkey = draws.pick(self._authors)
+        author = draws.pick(self._authors)
+        pubkey = author[1]
         word = draws.pick(_WORDS)
         profile = {
             "name": f"{word}-{pubkey[:6]}",
             "display_name": f"{word.capitalize()} {pubkey[:4]}",
             "about": f"{self._sentence(draws, counter)} (profile update)",
         }
-        return self._sign(draws, key, created_at, 0, [], orjson.dumps(profile).decode())
+        return self._sign(draws, author, created_at, 0, [], orjson.dumps(profile).decode())
