@@ -337,7 +337,7 @@ class ScenarioRunner:
         if control is None:
             raise UsageError("this run has no traffic control (a --relay-url relay cannot be driven)")
         if step.mode == "on":
-            control.resume(step.rates) if step.rates else control.resume()
+            control.resume()  # the generator's rates are set when the relay starts (see open_relay)
         elif step.mode == "off":
             control.pause()
         else:
