@@ -60,7 +60,8 @@ def start_relay() -> tuple[subprocess.Popen, str, float, str]:
         if line.startswith("relaysim: relay"):
             url = line.split()[2]
         if line.startswith("relaysim: ready"):
-            return proc, url, time.perf_counter() - start, line.strip()
+            cpu = cpu_seconds(proc.pid)
+            return proc, url, time.perf_counter() - start, f"{line.strip()}; {cpu:.2f} CPU-s incl. imports"
 
 
 def cpu_seconds(pid: int) -> float:

@@ -310,3 +310,21 @@ def test_limits_validate_and_nip11_advertises_them():
     assert doc["limitation"]["max_subscriptions"] == 7
     assert doc["limitation"]["max_message_length"] == Limits().max_message_length
     assert 11 in doc["supported_nips"] and 45 in doc["supported_nips"]
+
+
+def test_older_replaceable_version_is_ok_duplicate_and_deleted_event_is_blocked():
+    core, _ = make_core()
+    session = core.open_session("x")
+    drain(core, core.receive(session, encode_req("profiles", {"kinds": [0], "limit": 0})))
+    newer, older = note(3000, '{"name":"new"}', kind=0), note(2000, '{"name":"old"}', kind=0)
+    reply = core.receive(session, encode_client_event(newer))
+    assert msgs(reply) == [["OK", newer.id, True, ""]] and len(reply.deliveries) == 1
+    reply = core.receive(session, encode_client_event(older))
+    assert msgs(reply) == [["OK", older.id, True, "duplicate: have a newer version of this event"]]
+    assert reply.deliveries == []
+    target = note(4000, "to be deleted")
+    deletion = note(4001, "", kind=5, tags=[["e", target.id]])
+    assert msgs(core.receive(session, encode_client_event(deletion)))[0][2] is True
+    assert msgs(core.receive(session, encode_client_event(target))) == [
+        ["OK", target.id, False, "blocked: this event was deleted"]
+    ]
