@@ -42,7 +42,7 @@ CHROME_FLAGS = (
     "--window-size=900,1000",
 )
 
-__all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "seed"]
+__all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "relay_factory", "seed"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Seed:
     events: list[Event]
     viewer: str
     threads: list[str]
+    followed_secret: bytes
+    window_end: int
 
 
 def _threads(events: list[Event]) -> list[str]:
@@ -70,10 +72,13 @@ def _threads(events: list[Event]) -> list[str]:
 def seed() -> Seed:
     spec = load_spec("seed1")
     result = read_jsonl(ensure_built("seed1"))
-    return Seed(result.events, cast_for(spec).viewer_pubkey, _threads(result.events))
+    cast = cast_for(spec)
+    return Seed(
+        result.events, cast.viewer_pubkey, _threads(result.events), cast.author_secrets[0], cast.window_end
+    )
 
 
-def _relay_factory() -> Callable[[Seed], Any]:
+def relay_factory(test_headers: bool = True) -> Callable[[Seed], Any]:
     """The real SyncRelay, unless it is missing or RELAYSIM_CLIENT_TEST_RELAY=double asks for the double."""
     if os.environ.get("RELAYSIM_CLIENT_TEST_RELAY") != "double":
         try:
@@ -81,15 +86,15 @@ def _relay_factory() -> Callable[[Seed], Any]:
         except ImportError:
             pass
         else:
-            return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=True)
+            return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=test_headers)
     from tests.client_test_double_relay import DevRelay
 
-    return lambda s: DevRelay(s.events, CLIENT_DIR, s.viewer)
+    return lambda s: DevRelay(s.events, CLIENT_DIR, s.viewer, test_headers=test_headers)
 
 
 @pytest.fixture(scope="session")
 def relay(seed: Seed) -> Iterator[Any]:
-    with _relay_factory()(seed) as r:
+    with relay_factory()(seed) as r:
         yield r
 
 

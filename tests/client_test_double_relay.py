@@ -31,7 +31,10 @@ from relaysim.store import EventStore
 class DevRelay:
     """`with DevRelay(events, static_root, viewer) as r:` r.http_url, r.stats(), r.publish(ev)."""
 
-    def __init__(self, events: list[Event], static_root: Path, viewer: str | None = None) -> None:
+    def __init__(
+        self, events: list[Event], static_root: Path, viewer: str | None = None, test_headers: bool = True
+    ) -> None:
+        self.test_headers = test_headers
         self.store = EventStore()
         self.store.load(events)
         self.static_root = static_root
@@ -71,9 +74,10 @@ class DevRelay:
         ]
         return {"connections": conns}
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Event) -> tuple[bool, str]:
         assert self._loop
         asyncio.run_coroutine_threadsafe(self._publish(event), self._loop).result(5)
+        return True, ""
 
     # -- server
     async def _main(self) -> None:
@@ -101,7 +105,7 @@ class DevRelay:
                 ),
                 body,
             )
-        res = resolve_static(self.static_root, request.path, test_headers=True)
+        res = resolve_static(self.static_root, request.path, test_headers=self.test_headers)
         headers = Headers([(k.decode(), v.decode("latin-1")) for k, v in res.headers])
         return Response(res.status, "OK" if res.status == 200 else "Error", headers, res.body)
 

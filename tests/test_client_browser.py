@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from relaysim.nostr import sign_event
 from tests.client_fixtures import *  # noqa: F403 (fixtures)
-from tests.client_fixtures import App, Seed, open_subscriptions
+from tests.client_fixtures import App, Seed, open_subscriptions, relay_factory
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -250,3 +251,50 @@ def test_without_a_viewer_the_feed_is_global(app_factory: Any, relay: Any) -> No
     assert state["page"] == "feed"
     assert app.js("return document.querySelectorAll('#page article.note').length") == 50
     assert app.js("return document.querySelector('[data-testid=nav-profile]').hidden") is True
+
+
+def test_live_events_appear_as_they_arrive(app_factory: Any, relay: Any, seed: Seed) -> None:
+    app: App = app_factory()
+    app.open(f"?pubkey={seed.viewer}")
+    now = int(time.time())
+    note = sign_event(seed.followed_secret, created_at=now, kind=1, content="live from the relay")
+    relay.publish(note)
+    first = "return document.querySelector('#page article.note').dataset.testid"
+    deadline = time.monotonic() + 10
+    while app.js(first) != f"note-{note.id}" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.js(first) == f"note-{note.id}"
+    app.action("thread", note.id)
+    reply = sign_event(
+        seed.followed_secret,
+        created_at=now + 1,
+        kind=1,
+        tags=[["e", note.id, "", "root"]],
+        content="a live reply",
+    )
+    relay.publish(reply)
+    shown = f"return document.querySelector('[data-testid=note-{reply.id}]') !== null"
+    deadline = time.monotonic() + 10
+    while not app.js(shown) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.js(shown)
+    assert app.handles() == app.js("return document.querySelectorAll('#page > *').length") == 2
+
+
+def test_without_cross_origin_isolation_the_hooks_answer_by_message(app_factory: Any, seed: Seed) -> None:
+    with relay_factory(test_headers=False)(seed) as plain:
+        app: App = app_factory()
+        app.base = plain.http_url.rstrip("/")
+        state = app.open(f"?pubkey={seed.viewer}")
+        assert state["isolated"] is False and state["probe"] == "message"
+        stats = app.mem_stats()  # a Promise, awaited by WebDriver
+        assert stats["heapInuse"] == stats["totalAlloc"] > 0
+        counters = app.counters()
+        assert sum(c["bytes"] for c in counters.values()) == stats["totalAlloc"]
+        app.close_all()
+        time.sleep(0.5)
+        before = app.mem_stats()
+        for _ in range(10):
+            app.mem_stats()
+            app.counters()
+        assert app.mem_stats() == before

@@ -128,6 +128,14 @@ function countsLine(id, c) {
     node('button', { class: 'link', 'data-testid': `open-thread-${id}`, 'data-nav': 'thread', 'data-arg': id, text: 'Thread' }));
 }
 
+function quoteBlock(q) {
+  if (!q) return null;
+  return node('blockquote', { class: 'quote' },
+    node('button', { class: 'author small', 'data-testid': `open-profile-${q.pubkey}`, 'data-nav': 'profile', 'data-arg': q.pubkey, text: q.name }),
+    node('div', { text: q.content }),
+    node('button', { class: 'link', 'data-testid': `open-thread-${q.id}`, 'data-nav': 'thread', 'data-arg': q.id, text: 'Open quoted note' }));
+}
+
 function renderNote(d) {
   const inner = d.repostOf;
   const shown = inner || d;
@@ -136,6 +144,7 @@ function renderNote(d) {
     node('header', {}, authorButton(shown.pubkey, shown.name), node('time', { text: ago(shown.created_at), title: new Date(shown.created_at * 1000).toISOString() })),
     d.replyTo ? node('div', { class: 'meta', text: `↳ replying to ${d.replyTo.name || 'a note'}` }) : null,
     node('p', { class: 'content', text: shown.content }),
+    quoteBlock(d.quote),
     countsLine(shown.id, d.counts));
   return el;
 }
@@ -143,10 +152,11 @@ function renderNote(d) {
 const NOTIF_VERB = { 1: 'replied to you', 6: 'reposted your note', 7: 'reacted', 9735: 'zapped you' };
 
 function renderNotif(d) {
-  const verb = d.kind === 7 ? `reacted ${d.content === '+' ? '♥' : d.content}` : d.kind === 9735 ? `zapped you ${d.sats} sats` : NOTIF_VERB[d.kind];
+  const verb = d.mention ? 'mentioned you' : d.kind === 7 ? `reacted ${d.content === '+' ? '♥' : d.content}` : d.kind === 9735 ? `zapped you ${d.sats} sats` : NOTIF_VERB[d.kind];
   return node('article', { class: `notif kind-${d.kind}`, 'data-testid': `notif-${d.id}` },
     node('header', {}, authorButton(d.pubkey, d.name), node('span', { class: 'verb', text: verb }), node('time', { text: ago(d.created_at) })),
     d.kind === 1 ? node('p', { class: 'content', text: d.content }) : null,
+    quoteBlock(d.quote),
     d.targetText ? node('blockquote', { text: d.targetText }) : null,
     d.target ? node('button', { class: 'link', 'data-testid': `open-thread-${d.target}`, 'data-nav': 'thread', 'data-arg': d.target, text: 'Open thread' }) : null);
 }

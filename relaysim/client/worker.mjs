@@ -430,8 +430,11 @@ function countsOf(id) {
 function noteData(ev, extra = {}) {
   const data = {
     id: ev.id, kind: ev.kind, pubkey: ev.pubkey, name: authorName(ev.pubkey),
-    created_at: ev.created_at, content: ev.content, counts: countsOf(ev.id), pubkeys: [ev.pubkey], ...extra,
+    created_at: ev.created_at, counts: countsOf(ev.id), pubkeys: [ev.pubkey], ...extra,
   };
+  const shown = displayContent(ev.content);
+  data.content = shown.text;
+  if (shown.quote) data.quote = shown.quote;
   if (ev.kind === 6) {
     let inner = null;
     const innerId = tagValues(ev, 'e')[0];
@@ -447,7 +450,9 @@ function noteData(ev, extra = {}) {
       }
     }
     if (inner && inner.id) {
-      data.repostOf = { id: inner.id, pubkey: inner.pubkey, name: authorName(inner.pubkey), content: inner.content, created_at: inner.created_at };
+      const innerShown = displayContent(inner.content);
+      data.repostOf = { id: inner.id, pubkey: inner.pubkey, name: authorName(inner.pubkey), content: innerShown.text, created_at: inner.created_at };
+      data.quote = innerShown.quote;
       data.counts = countsOf(inner.id);
       data.pubkeys.push(inner.pubkey);
     }
@@ -493,6 +498,91 @@ function repostAuthors(evs) {
 
 function newestFirst(a, b) {
   return b.created_at - a.created_at || (a.id < b.id ? -1 : 1);
+}
+
+// NIP-27 references in content (nostr:npub1…, nprofile1…, note1…, nevent1…), decoded with a
+// minimal bech32 reader (checksum not verified: the relay serves signed data, this is display only).
+const BECH32 = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+const NOSTR_URI = /nostr:((?:npub|nprofile|note|nevent)1[02-9ac-hj-np-z]+)/g;
+
+function hex(bytes) {
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function decodeNip19(text) {
+  const pos = text.lastIndexOf('1');
+  const hrp = text.slice(0, pos);
+  let acc = 0;
+  let bits = 0;
+  const bytes = [];
+  for (const c of text.slice(pos + 1, -6)) {
+    const v = BECH32.indexOf(c);
+    if (v < 0) return null;
+    acc = ((acc << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((acc >> bits) & 255);
+    }
+  }
+  let value = null;
+  if (hrp === 'npub' || hrp === 'note') value = bytes.length === 32 ? hex(bytes) : null;
+  else {
+    for (let i = 0; i + 1 < bytes.length; i += 2 + bytes[i + 1]) {
+      if (bytes[i] === 0 && bytes[i + 1] === 32) value = hex(bytes.slice(i + 2, i + 34));
+    }
+  }
+  if (!value) return null;
+  return { type: hrp === 'npub' || hrp === 'nprofile' ? 'pubkey' : 'event', hex: value };
+}
+
+function refsOf(content) {
+  const pubkeys = [];
+  const ids = [];
+  for (const m of String(content || '').matchAll(NOSTR_URI)) {
+    const d = decodeNip19(m[1]);
+    if (d && d.type === 'pubkey') pubkeys.push(d.hex);
+    else if (d) ids.push(d.hex);
+  }
+  return { pubkeys, ids };
+}
+
+// Mentions become @name; the first quoted note is shown under the text (embeds cache).
+function displayContent(content) {
+  let quote = null;
+  const text = String(content || '').replace(NOSTR_URI, (whole, code) => {
+    const d = decodeNip19(code);
+    if (!d) return whole;
+    if (d.type === 'pubkey') return `@${authorName(d.hex)}`;
+    if (!quote) {
+      const q = loadEvent(d.hex);
+      if (q) quote = { id: q.id, pubkey: q.pubkey, name: authorName(q.pubkey), content: displayContent(q.content).text };
+      return '';
+    }
+    return whole;
+  }).trim();
+  return { text, quote };
+}
+
+// Fetch what the notes mention: authors' kind 0 and quoted notes (one-shot `emb`, embeds cache).
+async function ensureRefs(evs, page) {
+  const pubkeys = [];
+  const ids = [];
+  for (const ev of evs) {
+    const r = refsOf(ev.kind === 6 ? '' : ev.content);
+    pubkeys.push(...r.pubkeys);
+    ids.push(...r.ids);
+  }
+  const missing = [...new Set(ids)].filter((id) => !loadEvent(id) && !embeds.has('embedRequested', id));
+  if (missing.length) {
+    for (const id of missing) embeds.set('embedRequested', id, true);
+    const got = await oneShot('emb', [{ ids: missing }], page);
+    for (const ev of got) {
+      if (!embeds.has('embedCache', ev.id)) embeds.set('embedCache', ev.id, storeStr(SITE.embeds, JSON.stringify(ev)));
+      pubkeys.push(ev.pubkey);
+    }
+  }
+  return pubkeys;
 }
 
 // --------------------------------------------------------------------------------- pages
@@ -585,7 +675,9 @@ async function loadNoteList(page, arg, token) {
   if (token !== S.token) return;
   for (const ev of evs) ingest(ev);
   const notes = evs.filter((e) => e.kind === 1 || e.kind === 6).sort(newestFirst);
-  await ensureMeta([...notes.map((e) => e.pubkey), ...repostAuthors(notes)], page);
+  const mentioned = await ensureRefs(notes, page);
+  if (token !== S.token) return;
+  await ensureMeta([...notes.map((e) => e.pubkey), ...repostAuthors(notes), ...mentioned], page);
   if (token !== S.token) return;
   if (page === 'profile') {
     const about = authorAbout(arg);
@@ -618,7 +710,9 @@ async function loadMore(token) {
   if (token !== S.token) return;
   for (const ev of evs) ingest(ev);
   const notes = evs.filter((e) => e.kind === 1 || e.kind === 6).sort(newestFirst);
-  await ensureMeta([...notes.map((e) => e.pubkey), ...repostAuthors(notes)], page);
+  const mentioned = await ensureRefs(notes, page);
+  if (token !== S.token) return;
+  await ensureMeta([...notes.map((e) => e.pubkey), ...repostAuthors(notes), ...mentioned], page);
   if (token !== S.token) return;
   if (!notes.length) createElement('empty', { text: 'No older notes.' });
   for (const ev of notes) renderNote(ev);
@@ -652,7 +746,9 @@ async function loadNotifications(_arg, token) {
       if (!embeds.has('embedCache', ev.id)) embeds.set('embedCache', ev.id, storeStr(SITE.embeds, JSON.stringify(ev)));
     }
   }
-  await ensureMeta(evs.map((e) => (e.kind === 9735 ? zapSender(e) : e.pubkey)), 'notifications');
+  const mentioned = await ensureRefs(evs.filter((e) => e.kind === 1), 'notifications');
+  if (token !== S.token) return;
+  await ensureMeta([...evs.map((e) => (e.kind === 9735 ? zapSender(e) : e.pubkey)), ...mentioned], 'notifications');
   if (token !== S.token) return;
   if (!evs.length) createElement('empty', { text: 'No notifications yet.' });
   for (const ev of evs) renderNotif(ev);
@@ -662,11 +758,13 @@ function renderNotif(ev, at = 'end') {
   const who = ev.kind === 9735 ? zapSender(ev) : ev.pubkey;
   const targetId = ev.kind === 1 ? ev.id : tagValues(ev, 'e').pop() || null;
   const target = targetId && ev.kind !== 1 ? loadEvent(targetId) : null;
+  const shown = displayContent(ev.content);
   const data = {
     id: ev.id, kind: ev.kind, pubkey: who, name: authorName(who), created_at: ev.created_at,
-    content: ev.kind === 1 ? ev.content : ev.kind === 7 ? (ev.content || '+') : '',
+    content: ev.kind === 1 ? shown.text : ev.kind === 7 ? (ev.content || '+') : '',
+    quote: ev.kind === 1 ? shown.quote : null, mention: ev.kind === 1 && !parentOf(ev),
     sats: ev.kind === 9735 ? zapAmountSats(ev) : 0, target: targetId,
-    targetText: target ? target.content : '', pubkeys: [who],
+    targetText: target ? displayContent(target.content).text : '', pubkeys: [who],
   };
   createElement('notif', data, at);
 }
@@ -689,7 +787,9 @@ async function loadThread(id, token) {
   alloc(SITE['thread events'], 16 * Math.max(1, threadEvents.size));
   const tree = [...threadEvents.keys()].map((tid) => loadEvent(tid)).filter(Boolean);
   const inThread = tree.filter((ev) => ev.id === root || rootOf(ev) === root);
-  await ensureMeta(inThread.map((e) => e.pubkey), 'thread');
+  const mentioned = await ensureRefs(inThread, 'thread');
+  if (token !== S.token) return;
+  await ensureMeta([...inThread.map((e) => e.pubkey), ...mentioned], 'thread');
   if (token !== S.token) return;
   const rootEv = inThread.find((e) => e.id === root);
   if (rootEv) renderNote(rootEv, 'end', { depth: 0, inThread: true, focus: rootEv.id === id });
