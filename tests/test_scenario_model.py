@@ -207,6 +207,20 @@ do = "feed"
     assert sc.steps[3] == OpenProfile(from_thread=True)
 
 
+def test_one_traffic_mix_per_run() -> None:
+    on = '[[steps]]\ndo = "traffic"\nmode = "on"\n'
+    sc = parse_scenario('traffic = "notes=2/s"\n' + on, "t.toml")  # reuses the top-level mix
+    assert sc.steps == (Traffic(mode="on"),)
+    sc = parse_scenario(on + 'rates = "notes=120/m"\n' + on + 'rates = "notes=2/s"\n' + on, "t.toml")
+    assert [s.rates for s in sc.steps] == ["notes=120/m", "notes=2/s", None]  # same mix, other spelling
+    with pytest.raises(UsageError) as info:
+        parse_scenario(on + 'rates = "notes=2/s"\n\n' + on + 'rates = "notes=3/s"\n', "t.toml")
+    assert str(info.value) == (
+        "t.toml:6: traffic rates 'notes=3/s' differ from 'notes=2/s' given before: a run has one traffic "
+        'mix (pause it with mode = "off", resume with mode = "on")'
+    )
+
+
 def test_inline_steps_are_located_by_their_do_key() -> None:
     text = 'steps = [\n  { do = "open", page = "feed" },\n  { do = "wait", secs = 1 },\n]\n'
     with pytest.raises(UsageError) as info:

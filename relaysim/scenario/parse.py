@@ -405,18 +405,40 @@ class _Parser:
         for key in ("rates", "kind", "n"):
             if key in args and key not in allowed:
                 raise self.fail(at(key), f"traffic mode '{mode}' takes no {key!r}")
-        for key in sorted(allowed):
+        for key in sorted(allowed - {"rates"}):  # `on` may reuse the mix given before (checked in order)
             if key not in args:
                 raise self.fail(line, f"traffic mode '{mode}' needs {key!r}")
         return Traffic(line=line, **args)  # type: ignore[arg-type]
 
     # semantic checks across steps
-    def check_order(self, steps: tuple[Step, ...]) -> None:
-        from relaysim.scenario.model import walk
+    def check_order(self, steps: tuple[Step, ...], traffic: str | None) -> None:
+        """Checks that need the steps in document order (each message names the step's line).
 
+        One run has one traffic mix: the relay's generator is built with its rates when the relay
+        starts, and ``traffic`` steps only pause, resume or burst it. So every ``on`` step must give
+        the same rates as the top-level ``traffic`` or the first ``on`` step (or none, to reuse them).
+        """
+        from relaysim.scenario.model import walk
+        from relaysim.traffic.rates import parse_rates
+
+        mix = parse_rates(traffic).describe() if traffic else None
         idle_seen = thread_seen = False
         for step in walk(steps):
-            if isinstance(step, MeasureIdle):
+            if isinstance(step, Traffic) and step.mode == "on":
+                if step.rates is None:
+                    if mix is None:
+                        raise self.fail(step.line, "traffic mode 'on' needs 'rates'")
+                    continue
+                rates = parse_rates(step.rates).describe()
+                if mix is None:
+                    mix = rates
+                elif rates != mix:
+                    raise self.fail(
+                        step.line,
+                        f"traffic rates '{step.rates}' differ from '{mix}' given before: a run has one "
+                        "traffic mix (pause it with mode = \"off\", resume with mode = \"on\")",
+                    )
+            elif isinstance(step, MeasureIdle):
                 idle_seen = True
             elif isinstance(step, OpenThread) or (isinstance(step, Open) and step.page == "thread"):
                 thread_seen = True
@@ -501,7 +523,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     if "steps" not in data:
         raise p.fail(None, "no steps (add [[steps]] tables)")
     steps = p.steps(data["steps"], (), where.key("steps"))
-    p.check_order(steps)
+    p.check_order(steps, fields.get("traffic"))  # type: ignore[arg-type]
     return Scenario(
         name=fields.pop("name", None) or Path(source).stem,  # type: ignore[arg-type]
         steps=steps,
