@@ -436,7 +436,7 @@ class _Parser:
                     raise self.fail(
                         step.line,
                         f"traffic rates '{step.rates}' differ from '{mix}' given before: a run has one "
-                        "traffic mix (pause it with mode = \"off\", resume with mode = \"on\")",
+                        'traffic mix (pause it with mode = "off", resume with mode = "on")',
                     )
             elif isinstance(step, MeasureIdle):
                 idle_seen = True
