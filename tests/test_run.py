@@ -112,6 +112,17 @@ def test_cli_idle_leak_fails_exactly_idle_rate_and_names_the_site(tmp_path, caps
     assert "idle_rate" in out and "FAIL" in out and "idle timer" in out
 
 
+def test_costly_probe_is_measured_and_taken_out_of_the_idle_rate(tmp_path):
+    # With ?costly-probe=1 every hook read allocates in the WASM heap (as the seed's JSON probe does):
+    # the raw idle rate is the probe's own doing, and the compensated rate shows the app is idle.
+    result = run(_scenario(tmp_path), RunOptions(app="builtin?costly-probe=1"))
+    assert result.probe_cost.bytes_per_probe > 500
+    idle = result.idle[0].measurement
+    assert idle.raw_rate > 1024
+    assert abs(idle.compensated_rate) < 0.1 * idle.raw_rate
+    assert result.results["idle_rate"].verdict.value == "PASS"
+
+
 def test_cli_usage_and_environment_errors_exit_2_with_one_line(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err
