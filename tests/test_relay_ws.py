@@ -335,3 +335,19 @@ async def test_client_reset_while_events_are_pushed_is_a_disconnect_not_an_error
         assert relay.stats()["totals"]["connection_errors"] == 0
         other = await connect(relay.url)
         assert await sync_point(other) == []
+
+
+async def test_bad_websocket_handshake_is_refused_by_websockets(relay):
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", relay.port)
+        await stream.send_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        answer = b""
+        while chunk := await stream.receive_some(4096):
+            answer += chunk
+        await stream.aclose()
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+        assert b"Failed to open a WebSocket connection: missing Sec-WebSocket-Key header" in answer
+        assert relay.stats()["totals"]["connections_opened"] == 0

@@ -66,6 +66,10 @@ class Outbox:
         self.high_water_bytes = 0
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def queued_bytes(self) -> int:
         return self._bytes
 

@@ -301,7 +301,7 @@ class WebSocketConnection:
     async def _stream_query(self, query: Query) -> None:
         sub = query.sub
         for payloads in query.batches(self.settings.batch_events):
-            if not sub.active:
+            if not sub.active or self.outbox.closed:
                 return  # CLOSE or a replacing REQ arrived mid-query: no more events, no EOSE
             if not await self._put(Outgoing(payloads, sub, events=len(payloads))):
                 return
@@ -316,6 +316,6 @@ class WebSocketConnection:
     async def _put(self, item: Outgoing) -> bool:
         with trio.move_on_after(self.settings.send_timeout):
             await self.outbox.put(item)
-            return True
+            return not self.outbox.closed
         self.kill_slow()
         return False
