@@ -383,7 +383,7 @@ def test_every_hint_and_url_follows_the_relay_url_option(spec):
 
 def test_cast_matches_the_real_build(spec, generated, by_id):
     cast = cast_for(spec)
-    assert cast == generated.cast
+    assert cast == generated.cast  # remembered from the build, or derived unsigned: the same
     assert cast.relay_url == URL
     assert pubkey_of(cast.viewer_secret) == cast.viewer_pubkey
     assert [pubkey_of(s) for s in cast.author_secrets] == list(cast.author_pubkeys)
@@ -398,11 +398,12 @@ def test_cast_matches_the_real_build(spec, generated, by_id):
     assert len(cast.other_author_secrets) == spec.accounts.authors - spec.accounts.followed
 
 
-def test_unsigned_generation_has_the_same_note_ids(spec, generated):
+def test_unsigned_generation_has_the_same_note_ids_and_cast(spec, generated):
     """What cast_for relies on: kind-1 ids never depend on signatures."""
-    unsigned = generate(spec, URL, signed=False).events
-    assert all(event.sig == "0" * 128 for event in unsigned)
+    unsigned = generate(spec, URL, signed=False)
+    assert all(event.sig == "0" * 128 for event in unsigned.events)
     with pytest.raises(InvalidEvent, match="signature does not verify"):
-        verify_event(unsigned[0])
+        verify_event(unsigned.events[0])
     notes = [e.id for e in generated.events if e.kind == 1]
-    assert [e.id for e in unsigned if e.kind == 1] == notes
+    assert [e.id for e in unsigned.events if e.kind == 1] == notes
+    assert unsigned.cast == generated.cast

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bech32 import bech32_encode, convertbits
 
@@ -131,17 +130,34 @@ def build(spec: DatasetSpec, relay_url: str = DEFAULT_RELAY_URL) -> Iterator[Eve
 
 def generate(spec: DatasetSpec, relay_url: str = DEFAULT_RELAY_URL, *, signed: bool = True) -> Generated:
     """Run the generator. ``signed=False`` writes zero signatures (ids and cast stay exact)."""
-    return _Builder(spec, check_relay_url(relay_url), signed).run()
+    url = check_relay_url(relay_url)
+    generated = _Builder(spec, url, signed).run()
+    _remember_cast(spec, url, generated.cast)
+    return generated
 
 
-@lru_cache(maxsize=8)
+# The casts of recent builds, so a relay that just built a dataset gets its cast for free.
+_CASTS: dict[tuple[DatasetSpec, str], Cast] = {}
+_CASTS_KEPT = 8
+
+
+def _remember_cast(spec: DatasetSpec, url: str, cast: Cast) -> None:
+    _CASTS.pop((spec, url), None)
+    while len(_CASTS) >= _CASTS_KEPT:
+        _CASTS.pop(next(iter(_CASTS)))  # the oldest entry (dicts keep insertion order)
+    _CASTS[(spec, url)] = cast
+
+
 def cast_for(spec: DatasetSpec, relay_url: str | None = None) -> Cast:
-    """Keys and note ids of ``spec``'s people for the traffic generator (no signatures computed).
+    """Keys and note ids of ``spec``'s people for the traffic generator.
 
-    Kind-1 ids never depend on signatures (quotes refer by id), so an unsigned run gives the same
-    note ids as the real build: the tests check that.
+    Reuses the cast of a recent build in this process; otherwise runs the generator unsigned:
+    kind-1 ids never depend on signatures (quotes refer by id), so the note ids are the real
+    build's (the tests check that).
     """
-    return generate(spec, relay_url or DEFAULT_RELAY_URL, signed=False).cast
+    url = check_relay_url(relay_url or DEFAULT_RELAY_URL)
+    cast = _CASTS.get((spec, url))
+    return cast if cast is not None else generate(spec, url, signed=False).cast
 
 
 class _Builder:

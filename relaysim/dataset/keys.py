@@ -95,7 +95,8 @@ class KeyRing:
         if found is None:
             secret = derive_secret(self.seed, role, index)
             private = PrivateKey(secret)
-            found = Key(secret, PubKey(private.public_key_xonly.format().hex()), private, _keypair(private))
+            keypair = _keypair(private) if self.signed else None
+            found = Key(secret, PubKey(private.public_key_xonly.format().hex()), private, keypair)
             self._keys[(role, index)] = found
         return found
 
