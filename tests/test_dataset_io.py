@@ -84,6 +84,13 @@ def test_read_jsonl_round_trips_a_build(tmp_path, tiny_events):
     assert result.errors == [] and result.events == tiny_events
 
 
+def test_read_jsonl_ignores_a_byte_order_mark_and_crlf(tmp_path, tiny_events):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(e.json for e in tiny_events[:3]) + b"\r\n")
+    result = read_jsonl(path)
+    assert result.errors == [] and result.events == tiny_events[:3]
+
+
 def test_read_jsonl_unreadable_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as caught:
         read_jsonl(tmp_path / "missing.jsonl")

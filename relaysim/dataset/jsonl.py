@@ -109,6 +109,8 @@ def read_jsonl(path: Path | str, *, verify: bool = True) -> ImportResult:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark some tools write
+        data = data[3:]
     result = ImportResult()
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         line = raw.strip()
