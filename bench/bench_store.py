@@ -91,10 +91,34 @@ def rate(label: str, fn: Callable[[], object], seconds: float) -> None:
     )
 
 
+def bench_dataset(name: str, seconds: float) -> None:
+    """Load a built dataset (e.g. seed1) the way the relay does, and time two queries on it."""
+    from relaysim.dataset import ensure_built, load_spec, read_jsonl
+
+    path = ensure_built(load_spec(name))
+    events = read_jsonl(path, verify=False).events
+    store = EventStore()
+    begin = time.perf_counter()
+    result = store.load(events)
+    load = time.perf_counter() - begin
+    print(
+        f"{name}: load {len(events)} events ({result.stored} stored, {result.refused} refused) "
+        f"in {load:.3f} s"
+    )
+    viewer = max(store.query([Filter(kinds=[3])]), key=lambda e: len(e.tags)).pubkey
+    rate(f'{name} {{"kinds":[1],"limit":500}}', lambda: store.query([Filter(kinds=[1], limit=500)]), seconds)
+    rate(
+        f'{name} {{"#p":[viewer],"kinds":[1,6,7,9735],"limit":100}}',
+        lambda: store.query([Filter(tags={"p": [viewer]}, kinds=[1, 6, 7, 9735], limit=100)]),
+        seconds,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000, help="how many synthetic events (default 20000)")
     parser.add_argument("--seconds", type=float, default=1.0, help="time per query figure (default 1.0)")
+    parser.add_argument("--dataset", default="seed1", help="also time loading this dataset ('' to skip)")
     args = parser.parse_args()
 
     begin = time.perf_counter()
@@ -162,6 +186,9 @@ def main() -> None:
         args.seconds,
     )
     rate('{"limit":500} (full time index)', lambda: store.query([Filter(limit=500)], now=now), args.seconds)
+
+    if args.dataset:
+        bench_dataset(args.dataset, args.seconds)
 
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

@@ -47,7 +47,9 @@ Memory (the soak runs for hours)
 --------------------------------
 Nothing grows without a stored event to account for it. With ``capacity`` the oldest *non-pinned*
 events (insertion order) are evicted so live traffic cannot grow the relay without bound; pinned
-events (the dataset, already bounded) are never evicted and do not count against ``capacity``.
+events (the dataset, already bounded) are never evicted and do not count against ``capacity``;
+a newer version of a pinned replaceable or addressable event takes over its pin, so a soak that
+keeps updating dataset profiles never evicts a profile down to nothing.
 Deletion tombstones (the ids and addresses a kind-5 names, needed to refuse late arrivals) live
 exactly as long as the kind-5 event that made them: when that deletion is evicted, its tombstones
 go with it, so a deleted event may be accepted again after its deletion has been evicted. Empty
@@ -321,12 +323,14 @@ class EventStore:
     def add(self, event: Event, now: float | None = None, *, pinned: bool = False) -> AddResult:
         """Store one event (already verified by the caller) and say what happened.
 
+        A version that replaces a pinned replaceable/addressable event is pinned in its turn.
+
         ``now`` is accepted for symmetry with :meth:`query`; expiry is judged when reading, so
         an already-expired event is stored but never served.
         """
         del now
         result = self._add(event, pinned)
-        if result.stored and not pinned:
+        if result.stored:
             self._evict()
         return result
 
@@ -342,8 +346,7 @@ class EventStore:
                 result = self._add(event, pinned)
                 if result.stored:
                     stored += 1
-                    if not pinned:
-                        self._evict()
+                    self._evict()
                 elif result.duplicate:
                     duplicates += 1
                 elif result.ephemeral:
@@ -385,6 +388,9 @@ class EventStore:
                 # A larger sort key is newer, or as new with a lower id: NIP-01 keeps that one.
                 if sort_key(current) > sort_key(event):
                     return AddResult(stored=False, message=MSG_HAVE_NEWER)
+                # A new version of a dataset profile/follow list stays pinned: eviction must not
+                # leave an address with no version at all, and pinned addresses are bounded.
+                pinned = pinned or current.id in self._pinned
                 self._remove(current)
                 self._replaced += 1
                 replaced = (current.id,)

@@ -180,14 +180,15 @@ class Model:
                     if _newest_first(old) < _newest_first(event):
                         return False, MSG_HAVE_NEWER, set(), set()
                     replaced.add(old.id)
-                    self._drop(old.id)
+                    del self.events[old.id]  # keep its pin in self.pinned until the new one takes it
         self.events[event.id] = event
-        if pinned:
+        if pinned or replaced & self.pinned:
             self.pinned.add(event.id)
+        self.pinned -= replaced
         deleted = {old.id for old in self.events.values() if _deletes(event, old)}
         for event_id in deleted:
             self._drop(event_id)
-        if self.capacity is not None and not pinned:
+        if self.capacity is not None:
             while True:
                 unpinned = [event_id for event_id in self.events if event_id not in self.pinned]
                 if len(unpinned) <= self.capacity:
@@ -552,3 +553,15 @@ def test_store_reads_expiration_and_address_like_event():
         facts = _facts(event)
         assert facts.expiration == event.expiration, event.tags
         assert facts.address == event.address, event.tags
+
+
+def test_new_version_of_a_pinned_replaceable_stays_pinned():
+    store = EventStore(capacity=1)
+    store.load([sign(BOB, T0, 0, content='{"name":"bob"}')])
+    newer = sign(BOB, T0 + 1, 0, content='{"name":"bob v2"}')
+    assert store.add(newer).stored
+    for i in range(3):
+        store.add(sign(ALICE, T0 + i, 1, content=f"traffic {i}"))
+    assert store.is_pinned(newer.id)
+    assert store.query([Filter(kinds=[0])]) == [newer]
+    check_indexes(store)
