@@ -38,7 +38,7 @@ class RelayLike(Protocol):
 
     def close_subscriptions(self, conn_id: int) -> Any: ...
 
-    def wait_idle(self, settle: float = 5.0) -> Any: ...
+    def wait_idle(self, settle: float = 5.0, timeout: float | None = None) -> Any: ...
 
 
 def open_subscriptions(stats: dict[str, Any]) -> dict[int, list[str]]:
@@ -126,6 +126,7 @@ def run_idle_protocol(
     settle: float = 5.0,
     probe_cost: ProbeCost | None = None,
     close_timeout: float = 3.0,
+    idle_timeout: float = 60.0,
 ) -> IdleOutcome:
     """Steps 1-4 of the module docstring; samples taken here are also kept in ``sampler``."""
     closed_by = close_everything(session, relay)
@@ -135,7 +136,14 @@ def run_idle_protocol(
         why = "client still holds subscriptions"
         return IdleOutcome(closed_by, count, describe_open(left), unavailable=why)
     started = time.monotonic()
-    relay.wait_idle(settle=settle)
+    try:
+        relay.wait_idle(settle=settle, timeout=settle + idle_timeout)
+    except TimeoutError:
+        # Something subscribed again (or EOSEs kept coming) after the close: that is the finding.
+        left = open_subscriptions(relay.stats())
+        count = sum(len(v) for v in left.values())
+        why = f"relay not idle {settle + idle_timeout:g} s after close-all"
+        return IdleOutcome(closed_by, count, describe_open(left), unavailable=why)
     settle_s = time.monotonic() - started
     bounds: list[Sample] = [sampler.sample("idle")]
     sites = [sampler.last.sites if sampler.last else None]

@@ -81,8 +81,19 @@ class RelayHttp:
     def close_subscriptions(self, conn_id: int | str) -> Any:
         return self._post("/control/close-subscriptions", {"conn": conn_id})
 
-    def wait_idle(self, settle: float = 5.0, timeout: float = 120.0) -> Any:
-        return self._get("/idle", {"settle": settle, "timeout": timeout}, timeout=timeout + 5)
+    def wait_idle(self, settle: float = 5.0, timeout: float | None = 120.0) -> Any:
+        """Long-poll ``/idle``; ``TimeoutError`` when the relay answers 408 (not idle in time)."""
+        timeout = 120.0 if timeout is None else timeout
+        url = self.http_url + "/idle?" + urlencode({"settle": settle, "timeout": timeout})
+        try:
+            with urllib.request.urlopen(url, timeout=timeout + 5) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 408:
+                raise TimeoutError(f"relay not idle after {timeout:g} s") from exc
+            raise EnvironmentProblem(f"relay {self.http_url} answered {exc.code} to /idle") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise EnvironmentProblem(f"relay {self.http_url} did not answer ({exc})") from exc
 
     def close(self) -> None:
         """Nothing to release: the relay belongs to whoever started it."""
