@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -218,3 +221,28 @@ def test_read_jsonl_is_total_over_arbitrary_lines(tmp_path_factory, tiny_events,
     assert len(result.events) + len(result.errors) == len(content_lines)
     assert all(error.reason.startswith("invalid: ") for error in result.errors)
     assert sum(1 for item in lines if item.strip() in good) <= len(result.events)
+
+
+def test_build_does_not_depend_on_the_string_hash_seed(tmp_path, tiny_events):
+    """Sets and dicts never decide the order: two interpreters with different hash seeds agree."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    digests = set()
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"h{hash_seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        code = (
+            "import sys; from pathlib import Path; "
+            "from relaysim.dataset import build, load_spec, write_jsonl; "
+            "write_jsonl(Path(sys.argv[2]), build(load_spec(sys.argv[1])))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(spec), str(out)],
+            check=True,
+            env=env,
+            capture_output=True,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=120,
+        )
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert digests == {hashlib.sha256(encode_jsonl(tiny_events)).hexdigest()}
