@@ -407,3 +407,32 @@ def test_unsigned_generation_has_the_same_note_ids_and_cast(spec, generated):
     notes = [e.id for e in generated.events if e.kind == 1]
     assert [e.id for e in unsigned.events if e.kind == 1] == notes
     assert unsigned.cast == generated.cast
+
+
+# --- what a relay serves from seed1 (the real store) ---------------------------------------------
+
+
+def test_seed1_in_the_store_resolves_ties_deletions_and_expiry(spec, events, generated):
+    """The cases seed1 plants for a relay do what NIP-01/09/40 say once loaded into the store."""
+    from relaysim.nostr.filter import parse_filter
+    from relaysim.store import EventStore
+
+    store = EventStore()
+    store.load(events)
+    versions: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        if event.kind == 0:
+            versions[event.pubkey].append(event)
+    tied = next(v for v in versions.values() if len({e.created_at for e in v}) < len(v))
+    served = store.query(parse_filter({"kinds": [0], "authors": [tied[0].pubkey]}))
+    assert [e.id for e in served] == [min(e.id for e in tied)]  # equal created_at: lowest id wins
+    deleted = {t for e in events if e.kind == 5 for t in e.tag_values("e")}
+    assert not any(store.get(event_id) for event_id in deleted)
+    now = spec.window_end + 1
+    notes = store.query(parse_filter({"kinds": [1]}), now=now)
+    assert all(e.expiration is None or e.expiration > now for e in notes)
+    assert any(e.expiration == 4102444800 for e in notes)
+    top = generated.cast.popular_note_ids[0]
+    assert store.count(parse_filter({"kinds": [7], "#e": [top]}), now=now) > 1000
+    viewer = generated.cast.viewer_pubkey
+    assert store.count(parse_filter({"#p": [viewer], "kinds": [1, 6, 7, 9735]}), now=now) > 500
