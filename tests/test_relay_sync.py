@@ -154,4 +154,11 @@ async def test_relay_with_seed1_name_loads_and_counts():
         async with Relay("seed1") as relay:
             info = relay.stats()["relay"]
             assert info["dataset"] == "seed1" and info["events_stored"] == len(relay.store) > 10_000
-            assert relay.traffic is not None  # bursts work even without --traffic
+            assert relay.traffic is not None  # bursts work even without --traffic ...
+            await trio.sleep(0.2)
+            assert not relay.traffic_ready.is_set()  # ... but the generator waits until asked
+            before = relay.stats()["totals"]["events_published_in_process"]
+            relay.traffic.burst("notes", 2)
+            await relay.traffic_ready.wait()
+            while relay.stats()["totals"]["events_published_in_process"] < before + 2:
+                await trio.sleep(0.05)

@@ -19,8 +19,9 @@ from typing import Any
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
+from relaysim.traffic import TrafficControl
 
-__all__ = ["LoadedDataset", "load_dataset", "make_generator", "parse_traffic"]
+__all__ = ["LoadedDataset", "OnDemandTrafficControl", "load_dataset", "make_generator", "parse_traffic"]
 
 
 @dataclass
@@ -93,3 +94,24 @@ def parse_traffic(traffic: Any) -> Any:
     if isinstance(traffic, str):
         return parse_rates(traffic)
     return traffic
+
+
+class OnDemandTrafficControl(TrafficControl):
+    """A ``TrafficControl`` that also says when someone first wants traffic.
+
+    ``wanted`` (a ``trio.Event``; the methods run on the relay's trio thread) is set by
+    :meth:`burst` and :meth:`resume`: that is when the relay builds the generator if no rates
+    were given at start.
+    """
+
+    def __init__(self, *, paused: bool, wanted: Any) -> None:
+        super().__init__(paused=paused)
+        self._wanted = wanted
+
+    def burst(self, kind_name: str, n: int) -> None:
+        super().burst(kind_name, n)
+        self._wanted.set()
+
+    def resume(self) -> None:
+        super().resume()
+        self._wanted.set()

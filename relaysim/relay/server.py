@@ -125,6 +125,7 @@ class Relay:
         self._generator: Any = None
         self._spec: Any = None
         self.traffic_ready = trio.Event()
+        self._traffic_wanted = trio.Event()
         self._connections: dict[int, WebSocketConnection] = {}
         self._change = trio.Event()
         self._registry = metrics.new_registry(self.stats)
@@ -213,11 +214,13 @@ class Relay:
             "load_seconds": round(time.perf_counter() - t0, 4),
         }
         if loaded.spec is not None:
-            from relaysim.traffic import TrafficControl
+            from relaysim.relay.loading import OnDemandTrafficControl
 
             parse_traffic(self._traffic_spec)  # a bad --traffic fails now, not in the background
             self._spec = loaded.spec
-            self.traffic = TrafficControl(paused=self._traffic_paused)
+            self.traffic = OnDemandTrafficControl(paused=self._traffic_paused, wanted=self._traffic_wanted)
+            if self._traffic_spec is not None:
+                self._traffic_wanted.set()
         elif self._traffic_spec is not None:
             raise UsageError(
                 "--traffic needs a named dataset (its authors sign the traffic), not a JSONL file"
@@ -227,8 +230,11 @@ class Relay:
         """Build the generator off the event loop (the cast takes seconds), then run it.
 
         The relay is ready before this finishes; bursts requested meanwhile wait in the
-        control's queue. :attr:`traffic_ready` is set once events can flow.
+        control's queue. :attr:`traffic_ready` is set once events can flow. Without ``traffic``
+        rates the generator is only built when the control is first used (a burst or a resume),
+        so a relay nobody sends traffic through does not spend CPU on the cast.
         """
+        await self._traffic_wanted.wait()
         from relaysim.relay.loading import make_generator
         from relaysim.traffic import run_traffic
 
