@@ -546,7 +546,7 @@ def test_load_counts():
 
 
 def test_store_reads_expiration_and_address_like_event():
-    from relaysim.store import _facts
+    from relaysim.store._rules import facts_of as _facts
 
     odd = [sign(ALICE, T0, 1, [["expiration", value]]) for value in ("12", " 12", "1_2", "١٢", "", "x")]
     for event in [*POOL, *odd]:
