@@ -298,3 +298,27 @@ def test_without_cross_origin_isolation_the_hooks_answer_by_message(app_factory:
             app.mem_stats()
             app.counters()
         assert app.mem_stats() == before
+
+
+@pytest.mark.parametrize("leak", ["", "dom"])
+def test_live_notes_push_the_oldest_off_a_capped_page(
+    app_factory: Any, relay: Any, seed: Seed, leak: str
+) -> None:
+    app: App = app_factory()
+    app.open(f"?pubkey={seed.viewer}&page_cap=60" + (f"&leaks={leak}" if leak else ""))
+    assert app.handles() == 50
+    now = int(time.time())
+    notes = [
+        sign_event(seed.followed_secret, created_at=now + i, kind=1, content=f"live {i}") for i in range(15)
+    ]
+    for note in notes:
+        relay.publish(note)
+    count = "return document.querySelectorAll('#page > article').length"
+    top = "return document.querySelector('#page > article').dataset.testid"
+    deadline = time.monotonic() + 10
+    while app.js(top) != f"note-{notes[-1].id}" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.js(count) == 60
+    # fixed: the 5 pushed off the bottom were released; dom leak: their handles are still held
+    assert app.handles() == (65 if leak else 60)
+    assert app.detached_handles() == (5 if leak else 0)

@@ -15,6 +15,7 @@ const badLeaks = leaks.filter((l) => !KNOWN_LEAKS.includes(l));
 const costlyProbe = ['1', 'true', 'yes'].includes(params.get('costly-probe') || '');
 const restartPollS = Number(params.get('restart_poll') ?? 60);
 const restartMB = Number(params.get('restart_mb') ?? 128);
+const pageCap = Number(params.get('page_cap') ?? 1000);
 const isolated = globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
 const COUNTER_WORDS = 144;
 const SITE_NAMES = [
@@ -74,9 +75,9 @@ function register(h, el) {
   checkHandleThresholds();
 }
 
+// Releasing drops the table's reference only (as dom.mjs does): the element stays wherever it is;
+// removing it from the page is a separate operation (`remove`).
 function release(id) {
-  const el = _elements.get(id);
-  if (el) el.remove();
   _elements.delete(id);
 }
 
@@ -178,8 +179,8 @@ const RENDER = {
 function onEl(msg) {
   const el = RENDER[msg.kind](msg.data);
   if (msg.at === 'start') {
-    const first = main.querySelector('article');
-    if (first && !(main.firstElementChild && main.firstElementChild.classList.contains('profile'))) first.before(el);
+    const first = main.querySelector(':scope > article');
+    if (first) first.before(el);
     else main.append(el);
   } else {
     main.append(el);
@@ -241,6 +242,7 @@ function onWorkerMessage(e) {
     case 'el': onEl(msg); break;
     case 'upd': onUpd(msg); break;
     case 'release': releaseAll(msg.ids); break;
+    case 'remove': for (const h of msg.ids) _elements.get(h)?.remove(); break;
     case 'clear': onClear(msg); break;
     case 'state': state = msg.state; renderStatus(); break;
     case 'conns':
@@ -290,7 +292,7 @@ function startWorker(restore = null) {
   sab = isolated ? new SharedArrayBuffer(4 * (COUNTER_WORDS + 2)) : null;
   sabWords = sab ? new Int32Array(sab) : null;
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
-  worker.postMessage({ t: 'init', sab, restore, config: { wsUrl, viewer, leaks, costlyProbe } });
+  worker.postMessage({ t: 'init', sab, restore, config: { wsUrl, viewer, leaks, costlyProbe, pageCap } });
 }
 
 // Read the mirrored counter block under the seqlock; no call into the Worker.

@@ -187,6 +187,10 @@ function setupCaches() {
 
 let nextHandle = 1;
 const pageHandles = new Set();
+// A page shows at most PAGE_CAP elements: live events push the oldest ones off the bottom (and
+// their handles are released), so a tab left on the feed for hours keeps a bounded handle table.
+let PAGE_CAP = 1000; // ?page_cap=
+let pageOrder = []; // handles of this page's top-level elements, top to bottom
 const authorHandles = new Map(); // pubkey -> handles showing that author's name (this page)
 
 function post(msg) {
@@ -198,6 +202,19 @@ function createElement(kind, data, at = 'end') {
   alloc(SITE['note elements'], 16); // the dom.Element wrapper the app keeps per handle
   pageHandles.add(h);
   post({ t: 'el', h, kind, data, at });
+  if (at === 'start') {
+    pageOrder.unshift(h);
+    if (pageOrder.length > PAGE_CAP) {
+      const dropped = pageOrder.splice(PAGE_CAP);
+      const gone = new Set(dropped);
+      for (const [id, eh] of events.cur.noteElements) if (gone.has(eh)) events.cur.noteElements.delete(id);
+      for (const [id, eh] of events.old.noteElements) if (gone.has(eh)) events.old.noteElements.delete(id);
+      post({ t: 'remove', ids: dropped });
+      releaseAll(dropped);
+    }
+  } else {
+    pageOrder.push(h);
+  }
   for (const pk of data.pubkeys || []) {
     if (!authorHandles.has(pk)) authorHandles.set(pk, []);
     authorHandles.get(pk).push(h);
@@ -631,6 +648,7 @@ function teardownPage(page) {
   }
   releaseAll([...pageHandles]);
   pageHandles.clear();
+  pageOrder = [];
   events.clear('noteElements');
   authorHandles.clear();
   if (page === 'thread') closeNoteThread();
@@ -914,6 +932,7 @@ let queue = Promise.resolve();
 async function boot(msg) {
   config = msg.config;
   leaks = new Set(config.leaks);
+  if (config.pageCap > 0) PAGE_CAP = config.pageCap;
   const bytes = await (await fetch(new URL('./heap.wasm', import.meta.url))).arrayBuffer();
   const { instance } = await WebAssembly.instantiate(bytes, {});
   wasm = instance.exports;
