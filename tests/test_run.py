@@ -59,6 +59,48 @@ names = ["idle_rate", "subscriptions_closed_when_idle", "dom_handles_max", "heap
 """
 
 
+THREADS = """
+name = "threads"
+app = "builtin"
+dataset = "seed1"
+
+[[steps]]
+do = "repeat"
+times = 2
+
+  [[steps.steps]]
+  do = "open_thread"
+  k = 0
+
+  [[steps.steps]]
+  do = "back"
+
+  [[steps.steps]]
+  do = "open_thread"
+  k = 2
+
+  [[steps.steps]]
+  do = "open_profile"
+  from_thread = true
+
+  [[steps.steps]]
+  do = "back"
+  n = 2
+
+[[steps]]
+do = "close_all"
+
+[[steps]]
+do = "measure_idle"
+settle = 1
+window = 2
+
+[[steps]]
+do = "assert"
+names = ["thread_events_released", "idle_rate", "subscriptions_closed_when_idle", "dom_handles_max"]
+"""
+
+
 def _scenario(tmp_path, text=SHORT_IDLE):
     path = tmp_path / "scenario.toml"
     path.write_text(textwrap.dedent(text))
@@ -121,6 +163,16 @@ def test_costly_probe_is_measured_and_taken_out_of_the_idle_rate(tmp_path):
     assert idle.raw_rate > 1024
     assert abs(idle.compensated_rate) < 0.1 * idle.raw_rate
     assert result.results["idle_rate"].verdict.value == "PASS"
+
+
+@pytest.mark.parametrize(
+    ("app", "failed"), [("builtin", []), ("builtin?leaks=thread", ["thread_events_released"])]
+)
+def test_thread_leak_fails_exactly_thread_events_released(tmp_path, app, failed):
+    result = run(_scenario(tmp_path, THREADS), RunOptions(app=app))
+    assert [n for n, r in result.results.items() if r.verdict.value != "PASS"] == failed
+    # two direct closes and two closes after coming back from a profile opened in the thread
+    assert [c.label for c in result.thread_closes] == ["thread 0", "thread 2", "thread (returned to)"] * 2
 
 
 def test_cli_usage_and_environment_errors_exit_2_with_one_line(tmp_path, capsys):

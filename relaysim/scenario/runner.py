@@ -261,6 +261,9 @@ class ScenarioRunner:
             after = self.sampler.sample("thread-closed")
             self.result.thread_closes.append(ThreadClose(self._thread_open, after, self._thread_label))
             self._thread_open = None
+        elif self._thread_open is None and new_page == "thread" and self.sampler.samples:
+            # Back into a thread (from a profile opened inside it): its next close counts too.
+            self._thread_open, self._thread_label = self.sampler.samples[-1], "thread (returned to)"
         self._page = new_page
 
     def _open_thread(self, k: int) -> None:
@@ -293,13 +296,13 @@ class ScenarioRunner:
                 self._act("open_profile_from_thread" if from_thread else "open_profile", k)
                 self._left_page("profile")
             case m.Back(n=n):
-                for _ in range(n):
+                pages = []
+                for _ in range(n):  # one at a time: each page passed through is seen (a thread, say)
                     self._act("back")
-                state = s.sample("back")
-                del state
-                page = self._current_page()
-                self._left_page(page)
-                return f"now on {page}"
+                    s.sample("back")
+                    pages.append(self._current_page())
+                    self._left_page(pages[-1])
+                return "back to " + " -> ".join(pages)
             case m.Scroll(n=n, pause=pause):
                 for _ in range(n):
                     self._act("scroll")
