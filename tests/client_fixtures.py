@@ -3,14 +3,12 @@ headless Chromium driving it.
 
 Import them into a test module with `from tests.client_fixtures import *` (conftest.py is shared,
 so these stay here).  Everything is real: real signed seed1 events, a real relay on a loopback
-socket (port 0), the real client in a real browser.  The relay is `relaysim.relay.SyncRelay`
-when the package provides it, else the test double in tests/client_test_double_relay.py.
+socket (port 0, `relaysim.relay.SyncRelay`), the real client in a real browser.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -79,17 +77,10 @@ def seed() -> Seed:
 
 
 def relay_factory(test_headers: bool = True) -> Callable[[Seed], Any]:
-    """The real SyncRelay, unless it is missing or RELAYSIM_CLIENT_TEST_RELAY=double asks for the double."""
-    if os.environ.get("RELAYSIM_CLIENT_TEST_RELAY") != "double":
-        try:
-            from relaysim.relay import SyncRelay
-        except ImportError:
-            pass
-        else:
-            return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=test_headers)
-    from tests.client_test_double_relay import DevRelay
+    """A `SyncRelay` maker serving seed1 and the client (with or without the COOP/COEP test headers)."""
+    from relaysim.relay import SyncRelay
 
-    return lambda s: DevRelay(s.events, CLIENT_DIR, s.viewer, test_headers=test_headers)
+    return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=test_headers)
 
 
 @pytest.fixture(scope="session")

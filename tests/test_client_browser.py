@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from relaysim.client import CLIENT_DIR
 from relaysim.nostr import sign_event
+from relaysim.relay import SyncRelay
 from tests.client_fixtures import *  # noqa: F403 (fixtures)
 from tests.client_fixtures import App, Seed, open_subscriptions, relay_factory
 
@@ -322,3 +324,23 @@ def test_live_notes_push_the_oldest_off_a_capped_page(
     # fixed: the 5 pushed off the bottom were released; dom leak: their handles are still held
     assert app.handles() == (65 if leak else 60)
     assert app.detached_handles() == (5 if leak else 0)
+
+
+def test_the_app_reconnects_and_reloads_its_page(app_factory: Any, seed: Seed) -> None:
+    first = SyncRelay(events=seed.events, static=CLIENT_DIR, test_headers=True).__enter__()
+    try:
+        app: App = app_factory()
+        app.base = first.http_url.rstrip("/")
+        app.open(f"?pubkey={seed.viewer}")
+        app.action("notifications")
+    finally:
+        first.__exit__(None, None, None)  # the relay goes away under the open tab ...
+    port = int(app.base.rsplit(":", 1)[1])
+    with SyncRelay(events=seed.events, static=CLIENT_DIR, test_headers=True, port=port) as second:
+        deadline = time.monotonic() + 20  # ... and comes back on the same port
+        while open_subscriptions(second) != ["ntf"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert open_subscriptions(second) == ["ntf"]
+        state = app.wait_ready(page="notifications")
+        assert state["subs"] == ["ntf"] and state["sockets"] == 1
+        assert app.handles() == app.js("return document.querySelectorAll('#page > *').length") == 50

@@ -236,6 +236,7 @@ let connectedResolve = null;
 let connected = new Promise((r) => { connectedResolve = r; });
 
 function send(arr) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
   const text = JSON.stringify(arr);
   storeStr(SITE['ws frames'], text); // the app builds the frame in its own heap, like the seed
   ws.send(text);
@@ -243,6 +244,10 @@ function send(arr) {
 
 function req(id, filters, { page = null, oneShot = false, live = null } = {}) {
   return new Promise((resolve) => {
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      resolve([]); // disconnected: the page is loaded again once the socket is back
+      return;
+    }
     const old = subs.get(id);
     if (old && !old.eose) old.resolve(old.collected);
     subs.set(id, { id, filters, page, oneShot, collected: [], eose: false, resolve, live });
@@ -294,16 +299,37 @@ function onFrame(text) {
   }
 }
 
+let reconnectDelay = 1000;
+
+// One socket to the relay on the page's own origin.  When it drops, subscriptions are gone with it:
+// pending loads are resolved with what they had, and after reconnecting (1 s, doubling to 30 s)
+// the current page is loaded again, as a fresh open of that page.
 function connect() {
-  ws = new WebSocket(config.wsUrl);
-  ws.onopen = () => {
+  const sock = new WebSocket(config.wsUrl);
+  ws = sock;
+  let opened = false;
+  sock.onopen = () => {
+    opened = true;
+    reconnectDelay = 1000;
     post({ t: 'conns', n: 1 });
-    connectedResolve();
+    if (connectedResolve) {
+      connectedResolve();
+      connectedResolve = null;
+    } else if (S.page) {
+      post({ t: 'status', text: 'reconnected' });
+      queue = queue.then(() => switchPage(S.page, S.arg, { push: false }));
+    }
   };
-  ws.onmessage = (e) => onFrame(typeof e.data === 'string' ? e.data : '');
-  ws.onclose = () => {
-    post({ t: 'conns', n: 0 });
-    post({ t: 'status', text: 'disconnected from relay' });
+  sock.onmessage = (e) => onFrame(typeof e.data === 'string' ? e.data : '');
+  sock.onclose = () => {
+    if (opened) post({ t: 'conns', n: 0 });
+    post({ t: 'status', text: `disconnected from relay; retrying in ${reconnectDelay / 1000} s` });
+    for (const s of subs.values()) if (!s.eose) s.resolve(s.collected);
+    subs.clear();
+    S.token += 1;
+    postState();
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(30000, reconnectDelay * 2);
   };
 }
 
