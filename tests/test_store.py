@@ -20,6 +20,7 @@ from relaysim.errors import UsageError
 from relaysim.nostr import Event, pubkey_of, sign_event
 from relaysim.nostr.filter import Filter
 from relaysim.store import MSG_DELETED, MSG_DUPLICATE, MSG_HAVE_NEWER, EventStore, sort_key
+from relaysim.store._rules import deletion_targets
 
 AUX = bytes(32)
 SECRETS = [(i + 1).to_bytes(32, "big") for i in range(3)]
@@ -231,6 +232,18 @@ def check_indexes(store: EventStore) -> None:
     assert set(store._latest.values()) == {e.id for e in events if _address(e) is not None}
     assert set(store._fifo) | store._pinned == set(store._by_id)
     assert not set(store._fifo) & store._pinned
+    # Tombstones are exactly those of the kind-5 events still stored.
+    tomb_ids: dict = {}
+    tomb_addresses: dict = {}
+    for e in events:
+        if e.kind == 5:
+            ids, addresses = deletion_targets(e)
+            for target in ids:
+                tomb_ids[(target, e.pubkey)] = tomb_ids.get((target, e.pubkey), 0) + 1
+            for address in addresses:
+                tomb_addresses.setdefault(address, {})[e.id] = e.created_at
+    assert store._tomb_ids == tomb_ids
+    assert store._tomb_addresses == tomb_addresses
     # Every event is cached as wire JSON already.
     assert all("json" in e.__dict__ for e in events)
 
@@ -565,3 +578,38 @@ def test_new_version_of_a_pinned_replaceable_stays_pinned():
     assert store.is_pinned(newer.id)
     assert store.query([Filter(kinds=[0])]) == [newer]
     check_indexes(store)
+
+
+def test_side_structures_stay_bounded_under_capacity():
+    """A soak in miniature: fresh tag values, addresses, deletions and expiries, capacity 40."""
+    store = EventStore(capacity=40)
+    store.load(POOL[:20])
+    pinned = len(store)
+    rng = random.Random(5)
+    recent: list[Event] = []
+    for i in range(1200):
+        secret = SECRETS[i % 3]
+        roll = i % 6
+        if roll == 0:
+            event = sign(secret, T0 + i, 30023, [["d", f"article-{i}"]], "fresh address")
+        elif roll == 1 and recent:
+            targets = [["e", rng.choice(recent).id], ["a", f"30023:{pubkey_of(secret)}:article-{i - 7}"]]
+            event = sign(secret, T0 + i, 5, targets, "delete")
+        elif roll == 2:
+            event = sign(secret, T0 + i, 1, [["expiration", str(T0 + i + 3)], ["t", f"tag{i}"]], "brief")
+        else:
+            event = sign(secret, T0 + i, 1, [["p", PUBKEYS[i % 3]], ["t", f"tag{i}"], ["x", str(i)]], "n")
+        store.add(event)
+        recent = [*recent[-30:], event]
+    check_indexes(store)
+    assert len(store._fifo) <= 40
+    assert len(store) <= 40 + pinned
+    tags_held = {
+        (t[0], t[1]) for e in store._by_id.values() for t in e.tags if len(t) >= 2 and len(t[0]) == 1
+    }
+    assert set(store._tag) <= tags_held
+    deletions = [e for e in store._by_id.values() if e.kind == 5]
+    assert len(store._tomb_ids) <= sum(len(e.tags) for e in deletions)
+    assert len(store._tomb_addresses) <= len(deletions)
+    assert len(store._expiry) <= len(store)
+    assert store.statistics()["evicted"] > 1000
