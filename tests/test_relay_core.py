@@ -328,3 +328,97 @@ def test_older_replaceable_version_is_ok_duplicate_and_deleted_event_is_blocked(
     assert msgs(core.receive(session, encode_client_event(target))) == [
         ["OK", target.id, False, "blocked: this event was deleted"]
     ]
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+VERBS = ("EVENT", "REQ", "CLOSE", "COUNT", "AUTH", "NOTICE", "")
+client_messages = (
+    st.binary(max_size=64)
+    | st.lists(json_values, max_size=4).map(orjson.dumps)
+    | st.tuples(st.sampled_from(VERBS), st.lists(json_values, max_size=3)).map(
+        lambda t: orjson.dumps([t[0], *t[1]])
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(client_messages)
+def test_any_input_gets_a_nip01_answer_and_never_raises(data):
+    core, _ = make_core()
+    session = core.open_session("x")
+    before = len(core.store)
+    reply = core.receive(session, data)
+    for message in reply.messages:
+        decoded = orjson.loads(message)
+        assert decoded[0] in ("NOTICE", "OK", "CLOSED", "COUNT")
+        if decoded[0] in ("NOTICE", "CLOSED") or (decoded[0] == "OK" and decoded[2] is False):
+            reason = decoded[-1]
+            assert reason.split(":", 1)[0] in ("error", "invalid", "unsupported", "rate-limited", "blocked")
+    assert len(core.store) == before  # nothing random is ever a valid signed event
+
+
+KINDS = (1, 7)
+
+
+class SubscriptionModel(RuleBasedStateMachine):
+    """REQ/CLOSE/replace/harness-close on two connections against a plain dict of open subs:
+    a live event reaches exactly the open subscriptions whose filters match it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core = RelayCore(EventStore(), Limits(max_subscriptions=4), clock=Clock())
+        self.sessions = [self.core.open_session("a"), self.core.open_session("b")]
+        self.model: dict[tuple[int, str], int] = {}  # (session index, sub id) -> kind
+        self.t = 10_000
+
+    @rule(s=st.integers(0, 1), sub=st.sampled_from("pqrst"), kind=st.sampled_from(KINDS))
+    def req(self, s, sub, kind):
+        reply = self.core.receive(self.sessions[s], encode_req(sub, {"kinds": [kind], "limit": 0}))
+        open_here = [k for k in self.model if k[0] == s]
+        if (s, sub) in self.model or len(open_here) < 4:
+            assert reply.query is not None
+            self.core.finish_query(reply.query.sub)
+            self.model[(s, sub)] = kind
+        else:
+            assert msgs(reply)[0][0] == "CLOSED" and msgs(reply)[0][2].startswith("rate-limited:")
+
+    @rule(s=st.integers(0, 1), sub=st.sampled_from("pqrst"))
+    def close(self, s, sub):
+        assert self.core.receive(self.sessions[s], encode_close(sub)).messages == []
+        self.model.pop((s, sub), None)
+
+    @rule(s=st.integers(0, 1))
+    def harness_close(self, s):
+        closed = self.core.close_subscriptions(self.sessions[s], "error: closed by test harness")
+        assert sorted(orjson.loads(m)[1] for m in closed) == sorted(k[1] for k in self.model if k[0] == s)
+        self.model = {k: v for k, v in self.model.items() if k[0] != s}
+
+    @rule(kind=st.sampled_from(KINDS))
+    def publish(self, kind):
+        self.t += 1
+        tags = [["e", STORED[0].id]] if kind == 7 else []
+        ok, _, deliveries = self.core.publish(note(self.t, f"live {self.t}", kind=kind, tags=tags))
+        assert ok
+        got = sorted((self.sessions.index(d.sub.session), d.sub.sub_id) for d in deliveries)
+        assert got == sorted(k for k, v in self.model.items() if v == kind)
+        assert all(d.sub.active for d in deliveries)
+
+    @invariant()
+    def stats_agree(self):
+        for index, session in enumerate(self.sessions):
+            assert sorted(session.subs) == sorted(k[1] for k in self.model if k[0] == index)
+        assert self.core.active_subscriptions() == len(self.model)
+
+
+SubscriptionModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+test_subscriptions_against_a_model = SubscriptionModel.TestCase
