@@ -287,6 +287,7 @@ sequences_st = st.tuples(
 @given(
     sequence=sequences_st,
     split=st.integers(0, 100),
+    pin=st.booleans(),
     capacity=st.none() | st.integers(1, 12),
     queries=st.lists(st.lists(filters_st, min_size=1, max_size=3), min_size=1, max_size=4),
     now=st.sampled_from([50, 102, 150, 300]),
@@ -294,14 +295,14 @@ sequences_st = st.tuples(
     max_limit=st.none() | st.integers(1, 6),
 )
 def test_store_agrees_with_brute_force_model(
-    sequence, split, capacity, queries, now, default_limit, max_limit
+    sequence, split, pin, capacity, queries, now, default_limit, max_limit
 ):
     store = EventStore(capacity=capacity)
     model = Model(capacity=capacity)
     loaded = [POOL[i] for i in sequence[:split]]
     added = [POOL[i] for i in sequence[split:]]
-    result = store.load(loaded, pinned=True)
-    stored = sum(model.add(event, pinned=True)[0] for event in loaded)
+    result = store.load(loaded, pinned=pin)
+    stored = sum(model.add(event, pinned=pin)[0] for event in loaded)
     assert result.stored == stored
     for event in added:
         got = store.add(event)
