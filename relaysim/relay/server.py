@@ -125,6 +125,7 @@ class Relay:
         self._generator: Any = None
         self._spec: Any = None
         self.traffic_ready = trio.Event()
+        self.traffic_error: str | None = None
         self._traffic_wanted = trio.Event()
         self._connections: dict[int, WebSocketConnection] = {}
         self._change = trio.Event()
@@ -177,6 +178,8 @@ class Relay:
         self._nursery = await self._nursery_manager.__aenter__()
         self._nursery.start_soon(trio.serve_listeners, self._handle_tcp, listeners)
         if self._spec is not None:
+            if self._traffic_spec is not None:
+                self._traffic_wanted.set()  # here, not in _load: trio.Event is not thread-safe
             self._nursery.start_soon(self._run_traffic)
         self.ready_seconds = time.perf_counter() - started
         return self
@@ -219,8 +222,6 @@ class Relay:
             parse_traffic(self._traffic_spec)  # a bad --traffic fails now, not in the background
             self._spec = loaded.spec
             self.traffic = OnDemandTrafficControl(paused=self._traffic_paused, wanted=self._traffic_wanted)
-            if self._traffic_spec is not None:
-                self._traffic_wanted.set()
         elif self._traffic_spec is not None:
             raise UsageError(
                 "--traffic needs a named dataset (its authors sign the traffic), not a JSONL file"
@@ -238,13 +239,18 @@ class Relay:
         from relaysim.relay.loading import make_generator
         from relaysim.traffic import run_traffic
 
-        self._generator = await trio.to_thread.run_sync(
-            lambda: make_generator(
-                self._spec, self._traffic_spec, seed=self._traffic_seed, relay_url=self._dataset_relay_url
+        try:
+            self._generator = await trio.to_thread.run_sync(
+                lambda: make_generator(
+                    self._spec, self._traffic_spec, seed=self._traffic_seed, relay_url=self._dataset_relay_url
+                )
             )
-        )
-        self.traffic_ready.set()
-        await run_traffic(self.publish, self._generator, self.traffic)
+            self.traffic_ready.set()
+            await run_traffic(self.publish, self._generator, self.traffic)
+        except Exception as exc:
+            # Traffic is an add-on: its failure is reported in /stats, the relay keeps serving.
+            self.traffic_error = f"{type(exc).__name__}: {exc}"
+            log.exception("traffic generator failed")
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -376,7 +382,13 @@ class Relay:
             **self.load_info,
         }
         stats["store"] = self.store.statistics()
-        stats["traffic"] = self.traffic.statistics().to_dict() if self.traffic is not None else None
+        stats["traffic"] = None
+        if self.traffic is not None:
+            stats["traffic"] = {
+                **self.traffic.statistics().to_dict(),
+                "ready": self.traffic_ready.is_set(),
+                "error": self.traffic_error,
+            }
         return stats
 
     def metrics(self) -> bytes:
