@@ -160,6 +160,12 @@ class Relay:
             listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         except OSError as exc:
             raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        if self.port == 0 and len(listeners) > 1:
+            # "localhost" may resolve to ::1 and 127.0.0.1, and port 0 gives each its own port:
+            # keep one listener so the relay has one URL.
+            for extra in listeners[1:]:
+                await extra.aclose()
+            listeners = listeners[:1]
         self.port = listeners[0].socket.getsockname()[1]
         if (
             self._hints_follow_url
