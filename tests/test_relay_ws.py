@@ -351,3 +351,15 @@ async def test_bad_websocket_handshake_is_refused_by_websockets(relay):
         assert answer.startswith(b"HTTP/1.1 400 Bad Request")
         assert b"Failed to open a WebSocket connection: missing Sec-WebSocket-Key header" in answer
         assert relay.stats()["totals"]["connections_opened"] == 0
+
+
+async def test_stored_events_of_a_req_leave_in_a_few_socket_writes():
+    async with Relay(events=bulk_events(600)) as r:
+        with trio.fail_after(10):
+            client = await connect(r.url)
+            await client.send(encode_req("page", {"kinds": [1], "limit": 500}))
+            events, _ = await client.recv_until_eose("page")
+            assert len(events) == 500
+            row = r.stats()["connections"][0]
+            assert row["events_sent"] == 500
+            assert 1 <= row["writes"] <= 5, row["writes"]  # batches of 250 + EOSE, not 501 writes

@@ -84,6 +84,7 @@ class Session:
     events_sent: int = 0
     live_events_sent: int = 0
     bytes_sent: int = 0
+    writes: int = 0
     subs_opened: int = 0
     subs_closed: int = 0
     last_eose_at: float | None = None
@@ -100,6 +101,7 @@ class Session:
             "events_sent": self.events_sent,
             "live_events_sent": self.live_events_sent,
             "bytes_sent": self.bytes_sent,
+            "writes": self.writes,
             "subs_opened": self.subs_opened,
             "subs_closed": self.subs_closed,
             "last_eose_at": self.last_eose_at,
@@ -388,9 +390,11 @@ class RelayCore:
         return messages
 
     def record_sent(self, session: Session, *, events: int, live: bool, nbytes: int, sub: Any = None) -> None:
-        """The I/O layer wrote ``nbytes`` of messages (``events`` of them EVENTs) to ``session``."""
-        session.bytes_sent += nbytes
-        self.totals.bytes_sent += nbytes
+        """The I/O layer framed ``events`` EVENTs, or made one socket write of ``nbytes``."""
+        if nbytes:
+            session.bytes_sent += nbytes
+            session.writes += 1
+            self.totals.bytes_sent += nbytes
         if events:
             session.events_sent += events
             self.totals.events_sent += events
