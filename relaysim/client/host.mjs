@@ -317,14 +317,15 @@ function countersFromMirror(w) {
 
 // ------------------------------------------------------------------------------ the hooks
 
+// Before the Worker has its heap there is nothing to read: the message path waits for it.
 globalThis.__moxie_mem_stats = () => {
-  if (sabWords && !costlyProbe) return statsFromMirror(readMirror());
-  return ask({ t: 'probe', what: 'mem_stats' });
+  if (sabWords && !costlyProbe && booted) return statsFromMirror(readMirror());
+  return whenBooted().then(() => ask({ t: 'probe', what: 'mem_stats' }));
 };
 
 globalThis.__moxie_read_alloc_counters = () => {
-  if (sabWords && !costlyProbe) return countersFromMirror(readMirror());
-  return ask({ t: 'probe', what: 'alloc_counters' });
+  if (sabWords && !costlyProbe && booted) return countersFromMirror(readMirror());
+  return whenBooted().then(() => ask({ t: 'probe', what: 'alloc_counters' }));
 };
 
 globalThis.__moxie_dom_handles = () => _elements.size;
