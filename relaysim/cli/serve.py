@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--dataset",
         default="seed1",
+        metavar="NAME|FILE",
         help="dataset name from datasets/ (built on first use) or a JSONL file; an empty file "
         "serves an empty relay (default: seed1)",
     )
@@ -48,11 +49,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="add COOP/COEP/CORP to every response (always on for the built-in reference client)",
     )
-    parser.add_argument("--traffic", help="live traffic rates, e.g. notes=2/s,reactions=10/s")
-    parser.add_argument("--traffic-seed", default="1", help="seed of the traffic generator (default: 1)")
+    parser.add_argument(
+        "--traffic", metavar="RATES", help="live traffic rates, e.g. notes=2/s,reactions=10/s"
+    )
+    parser.add_argument(
+        "--traffic-seed", default="1", metavar="SEED", help="seed of the traffic generator (default: 1)"
+    )
     parser.add_argument("--traffic-paused", action="store_true", help="start with scheduled traffic paused")
     parser.add_argument(
-        "--max-events", type=int, help="cap the store: oldest events beyond the dataset are evicted"
+        "--max-events",
+        type=int,
+        metavar="N",
+        help="cap the store: oldest events beyond the dataset are evicted",
     )
     parser.set_defaults(func=run)
 
