@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
     )
     parser.add_argument(
-        "--static", type=Path, help="serve this directory at / instead of the reference client"
+        "--static", type=Path, metavar="DIR", help="serve this directory at / instead of the reference client"
     )
     parser.add_argument(
         "--test-headers",
