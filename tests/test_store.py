@@ -614,3 +614,33 @@ def test_side_structures_stay_bounded_under_capacity():
     assert len(store._tomb_addresses) <= len(deletions)
     assert len(store._expiry) <= len(store)
     assert store.statistics()["evicted"] > 1000
+
+
+def test_since_and_until_beyond_the_key_range():
+    store = EventStore()
+    events = [sign(ALICE, t, 1, content=str(t)) for t in (0, 1, T0, 2**53 - 1)]
+    store.load(events)
+    for since, until, want in [
+        (-5, None, 4),
+        (None, -1, 0),
+        (None, 0, 1),
+        (0, 0, 1),
+        (2**53 - 1, None, 1),
+        (2**53, None, 0),
+        (None, 10**20, 4),
+        (1, 2**53 - 2, 2),
+    ]:
+        got = store.query([Filter(since=since, until=until)])
+        assert len(got) == want, (since, until)
+        assert store.count([Filter(since=since, until=until)]) == want, (since, until)
+    assert [e.created_at for e in store.query([Filter()])] == [2**53 - 1, T0, 1, 0]
+
+
+def test_hand_built_event_with_created_at_out_of_range_is_refused():
+    good = sign(ALICE, T0, 1, content="x")
+    bad = Event(good.id, good.pubkey, 2**53, 1, (), "x", good.sig)
+    result = EventStore().add(bad)
+    assert (result.stored, result.message) == (
+        False,
+        "invalid: created_at must be between 0 and 9007199254740991",
+    )

@@ -2,20 +2,19 @@
 
 Theory of operation
 -------------------
-Every stored event gets one integer *sort key*::
-
-    key = created_at << 256 | (2**256 - 1 - int(id, 16))
-
-Ascending keys are oldest first, and within one second the *highest* id first, so walking a key list
-backwards gives exactly the NIP-01 REQ order: newest first, ties lowest id first. A single int (not a
-tuple) compares in C, and every index shares the same int object.
+Every stored event gets one *sort key*, an 80-character string: ``created_at`` as 16 digits, then
+the id with each hex digit inverted. Ascending keys are oldest first, and within one second the
+*highest* id first, so walking a key list backwards gives exactly the NIP-01 REQ order: newest
+first, ties lowest id first. Strings compare in C and cache their hash (see ``_keys``), and
+every index shares the same key object.
 
 The indexes are plain Python lists of keys kept sorted with :func:`bisect.insort` (sortedcontainers
-is not installed, and a list of ints is compact): one over everything (``created_at``), one per
-author, per kind, per (author, kind) and per single-letter tag value (``tag[1]`` only, as NIP-01
-says). ``since``/``until`` become two bisections; a ``limit`` stops the walk after ``limit`` hits,
-so ``{"kinds":[1],"limit":500}`` touches about 500 keys whatever the store size. Live events have
-``created_at`` near "now" and land at the end of the lists, so an insert is usually an append.
+is not installed, and a list of shared keys costs 8 bytes an entry): one over everything
+(``created_at``), one per author, per kind, per (author, kind) and per single-letter tag value
+(``tag[1]`` only, as NIP-01 says). ``since``/``until`` become two bisections; a ``limit`` stops
+the walk after ``limit`` hits, so ``{"kinds":[1],"limit":500}`` touches about 500 keys whatever
+the store size. Live events have ``created_at`` near "now" and land at the end of the lists, so
+an insert is usually an append.
 
 For each filter :meth:`EventStore.query` picks the candidate source with the fewest keys among
 ``ids`` (direct look-ups, always first), (author, kind) pairs, authors, each single-letter tag,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event, EventId, PubKey
-from relaysim.store._keys import bounds, dedupe, list_remove, sort_key
+from relaysim.store._keys import MAX_TIME, Key, bounds, dedupe, list_remove, sort_key
 from relaysim.store._rules import (
     DELETION_KIND,
     INDEXED_TAGS,
@@ -55,21 +55,21 @@ class EventStore:
             raise UsageError(f"store capacity must be a positive number of events, not {capacity}")
         self.capacity = capacity
         self._by_id: dict[EventId, Event] = {}
-        self._by_key: dict[int, Event] = {}
-        self._time: list[int] = []
-        self._author: dict[str, list[int]] = {}
-        self._kind: dict[int, list[int]] = {}
-        self._author_kind: dict[tuple[str, int], list[int]] = {}
-        self._tag: dict[tuple[str, str], list[int]] = {}
+        self._by_key: dict[Key, Event] = {}
+        self._time: list[Key] = []
+        self._author: dict[str, list[Key]] = {}
+        self._kind: dict[int, list[Key]] = {}
+        self._author_kind: dict[tuple[str, int], list[Key]] = {}
+        self._tag: dict[tuple[str, str], list[Key]] = {}
         self._latest: dict[str, EventId] = {}
-        self._expiry: dict[int, int] = {}
+        self._expiry: dict[Key, int] = {}
         self._pinned: set[EventId] = set()
         self._fifo: OrderedDict[EventId, None] = OrderedDict()
         # NIP-09 tombstones, reference-counted by the stored kind-5 events that made them.
         self._tomb_ids: dict[tuple[EventId, PubKey], int] = {}
         self._tomb_addresses: dict[str, dict[EventId, int]] = {}
         # During load(): keys stored but not yet in the lists (indexed in one sort at the end).
-        self._pending: dict[int, Event] | None = None
+        self._pending: dict[Key, Event] | None = None
         self._evicted = 0
         self._replaced = 0
         self._deleted = 0
@@ -114,7 +114,7 @@ class EventStore:
         if len(filters) == 1:
             keys = self._run(filters[0], expired, _effective_limit(filters[0], default_limit, max_limit))
             return [by_key[key] for key in keys]
-        union: set[int] = set()
+        union: set[Key] = set()
         for flt in filters:
             union.update(self._run(flt, expired, _effective_limit(flt, default_limit, max_limit)))
         return [by_key[key] for key in sorted(union, reverse=True)]
@@ -131,7 +131,7 @@ class EventStore:
                     lo, hi = bounds(plan.lists[0], flt.since, flt.until)
                     return max(0, hi - lo)  # since > until gives hi < lo
             return len(self._run(flt, expired, None))
-        union: set[int] = set()
+        union: set[Key] = set()
         for flt in filters:
             union.update(self._run(flt, expired, None))
         return len(union)
@@ -211,6 +211,9 @@ class EventStore:
             return AddResult(stored=False, ephemeral=True)
         if event.id in self._by_id:
             return AddResult(stored=False, duplicate=True, message=MSG_DUPLICATE)
+        if not 0 <= event.created_at <= MAX_TIME:
+            # parse_event already refuses these; a hand-built Event must not corrupt the key order.
+            return AddResult(stored=False, message=f"invalid: created_at must be between 0 and {MAX_TIME}")
         facts = facts_of(event)
         if event.kind != DELETION_KIND and self._is_tombstoned(event, facts.address):
             return AddResult(stored=False, message=MSG_DELETED)
@@ -291,7 +294,7 @@ class EventStore:
             self._remove(self._by_id[oldest_id])
             self._evicted += 1
 
-    def _list_slots(self, event: Event, facts: Facts) -> Iterator[tuple[dict[Any, list[int]], object]]:
+    def _list_slots(self, event: Event, facts: Facts) -> Iterator[tuple[dict[Any, list[Key]], object]]:
         """Every (index dict, entry) pair whose key list holds this event."""
         yield self._author, event.pubkey
         yield self._kind, event.kind
@@ -344,11 +347,11 @@ class EventStore:
             if not keys:
                 del index[entry]
 
-    def _index_bulk(self, pending: dict[int, Event] | None) -> None:
+    def _index_bulk(self, pending: dict[Key, Event] | None) -> None:
         """Append the keys stored during load() to their lists, then sort each touched list once."""
         if not pending:
             return
-        touched: dict[int, list[int]] = {id(self._time): self._time}
+        touched: dict[int, list[Key]] = {id(self._time): self._time}
         self._time.extend(pending)
         for key, event in pending.items():
             for index, entry in self._list_slots(event, facts_of(event)):
@@ -372,10 +375,10 @@ class EventStore:
         ``_SET_FACTOR`` times the walk (building costs ~60 ns a key, testing runs at C speed),
         else by :meth:`Filter.matches` (a few µs a candidate).
         """
-        options: list[tuple[int, int, list[list[int]], str]] = []
-        by_condition: dict[str, tuple[int, list[list[int]]]] = {}
+        options: list[tuple[int, int, list[list[Key]], str]] = []
+        by_condition: dict[str, tuple[int, list[list[Key]]]] = {}
 
-        def option(rank: int, lists: list[list[int] | None], condition: str) -> None:
+        def option(rank: int, lists: list[list[Key] | None], condition: str) -> None:
             present = [keys for keys in lists if keys is not None]
             options.append((sum(map(len, present)), rank, present, condition))
             by_condition[condition] = (options[-1][0], present)
@@ -395,7 +398,7 @@ class EventStore:
         cost, _, lists, chosen = min(options, key=lambda opt: (opt[0], opt[1]))
         covered = set(chosen.split("+"))
         walk = cost if limit is None else min(cost, limit)
-        sets: list[set[int]] = []
+        sets: list[set[Key]] = []
         check_authors = check_kinds = None
         slow = False
         if authors is not None and "authors" not in covered:
@@ -407,7 +410,7 @@ class EventStore:
             if "#" + name in covered:
                 continue
             if known is not None and known[0] <= _SET_FACTOR * walk:
-                members: set[int] = set()
+                members: set[Key] = set()
                 for keys in known[1]:
                     lo, hi = bounds(keys, flt.since, flt.until)
                     members.update(keys[lo:hi])
@@ -416,11 +419,11 @@ class EventStore:
                 slow = True
         return _Plan(lists, check_authors, check_kinds, sets, slow)
 
-    def _expired_keys(self, now: float) -> set[int]:
+    def _expired_keys(self, now: float) -> set[Key]:
         """Keys of the stored events expired at ``now`` (NIP-40); computed once per query."""
         return {key for key, expiration in self._expiry.items() if expiration <= now}
 
-    def _run(self, flt: Filter, expired: set[int], limit: int | None) -> list[int]:
+    def _run(self, flt: Filter, expired: set[Key], limit: int | None) -> list[Key]:
         """Keys matching one filter, newest first, at most ``limit``, none of ``expired``.
 
         Candidates flow through a chain of ``filter()`` stages so the common checks (expiry, tag
@@ -445,7 +448,7 @@ class EventStore:
         if len(plan.lists) == 1:
             keys = plan.lists[0]
             lo, hi = bounds(keys, flt.since, flt.until)
-            candidates: Iterator[int] = islice(reversed(keys), len(keys) - hi, len(keys) - lo)
+            candidates: Iterator[Key] = islice(reversed(keys), len(keys) - hi, len(keys) - lo)
         else:
             runs = []
             for keys in plan.lists:
@@ -471,10 +474,10 @@ class EventStore:
 class _Plan:
     """How one filter is answered: walk ``lists`` newest first, keep keys passing the checks."""
 
-    lists: list[list[int]]
+    lists: list[list[Key]]
     authors: frozenset[str] | None  # still to check per candidate, when not None
-    kinds: frozenset[int] | None
-    sets: list[set[int]]  # a candidate must be in every one
+    kinds: frozenset[Key] | None
+    sets: list[set[Key]]  # a candidate must be in every one
     slow: bool  # some condition only Filter.matches can check
 
     @property
