@@ -69,7 +69,7 @@ class EventStore:
         self._tomb_ids: dict[tuple[EventId, PubKey], int] = {}
         self._tomb_addresses: dict[str, dict[EventId, int]] = {}
         # During load(): keys stored but not yet in the lists (indexed in one sort at the end).
-        self._pending: dict[Key, Event] | None = None
+        self._pending: dict[Key, tuple[Event, Facts]] | None = None
         self._evicted = 0
         self._replaced = 0
         self._deleted = 0
@@ -316,7 +316,7 @@ class EventStore:
         else:
             self._fifo[event.id] = None
         if self._pending is not None:
-            self._pending[key] = event
+            self._pending[key] = (event, facts)
             return
         insort(self._time, key)
         for index, entry in self._list_slots(event, facts):
@@ -347,14 +347,14 @@ class EventStore:
             if not keys:
                 del index[entry]
 
-    def _index_bulk(self, pending: dict[Key, Event] | None) -> None:
+    def _index_bulk(self, pending: dict[Key, tuple[Event, Facts]] | None) -> None:
         """Append the keys stored during load() to their lists, then sort each touched list once."""
         if not pending:
             return
         touched: dict[int, list[Key]] = {id(self._time): self._time}
         self._time.extend(pending)
-        for key, event in pending.items():
-            for index, entry in self._list_slots(event, facts_of(event)):
+        for key, (event, facts) in pending.items():
+            for index, entry in self._list_slots(event, facts):
                 keys = index.get(entry)
                 if keys is None:
                     keys = index[entry] = []
