@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -528,6 +529,8 @@ def test_capacity_evicts_oldest_unpinned_and_keeps_indexes_consistent():
     check_indexes(store)
     stats = store.statistics()
     assert (stats["events"], stats["pinned"], stats["evicted"]) == (6, 3, 3)
+    assert stats["kinds"] == {"1": 6}
+    assert orjson.loads(orjson.dumps(stats)) == stats
     # Insertion order decides, not created_at: the first three live events went.
     assert {e.id for e in store.query([Filter(authors=[ALICE_PK])])} == {e.id for e in live[3:]}
     assert store.count([Filter(tags={"t": ["soak"]})]) == 3

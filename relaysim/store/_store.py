@@ -137,12 +137,12 @@ class EventStore:
         return len(union)
 
     def statistics(self) -> dict[str, Any]:
-        """Counters for /stats and the soak report (plain JSON-able values)."""
+        """Counters for /stats and the soak report: JSON-able as is (``kinds`` keys are strings)."""
         return {
             "events": len(self._by_id),
             "pinned": len(self._pinned),
             "capacity": self.capacity,
-            "kinds": {kind: len(keys) for kind, keys in sorted(self._kind.items())},
+            "kinds": {str(kind): len(keys) for kind, keys in sorted(self._kind.items())},
             "authors": len(self._author),
             "expiring": len(self._expiry),
             "tombstones": len(self._tomb_ids) + len(self._tomb_addresses),
