@@ -283,3 +283,16 @@ async def test_keep_alive_serves_several_requests_on_one_connection(relay):
         await stream.aclose()
         status, _, _ = await http_request(relay.http_url, method="DELETE", path="/stats")
         assert status == 405
+
+
+async def test_a_failing_handler_costs_one_request_not_the_server(relay, monkeypatch):
+    def broken() -> bytes:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(relay, "metrics", broken)  # stands in for a bug in one route
+    with trio.fail_after(10):
+        status, _, body = await http_request(relay.http_url, path="/metrics")
+        assert status == 500 and body == b"500 Internal Server Error: see the relay's log\n"
+        status, _, _ = await http_request(relay.http_url, path="/stats")
+        assert status == 200
+        assert relay.stats()["totals"]["connection_errors"] == 1

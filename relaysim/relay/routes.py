@@ -19,6 +19,7 @@ interface for a remote browser still cannot be steered from outside.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from relaysim.relay.server import Relay
 
 __all__ = ["handle_request", "is_loopback"]
+
+log = logging.getLogger("relaysim.relay")
 
 NIP11_TYPE = "application/nostr+json"
 CORS_HEADERS = [
@@ -101,6 +104,11 @@ async def handle_request(relay: Relay, request: HttpRequest) -> HttpResponse:
         response = text_response(400, f"400 Bad Request: {exc}\n")
     except UsageError as exc:
         response = text_response(400, f"400 Bad Request: {exc}\n")
+    except Exception:
+        # A bug here must cost one request, not the connection or the server.
+        relay.core.totals.connection_errors += 1
+        log.exception("HTTP %s %s failed", request.method, request.target)
+        response = text_response(500, "500 Internal Server Error: see the relay's log\n")
     if relay.test_headers:
         names = {name.lower() for name, _ in response.headers}
         response.headers.extend(h for h in TEST_HEADERS if h[0].lower() not in names)
