@@ -37,7 +37,7 @@ def sign(secret: bytes, created_at: int, kind: int, tags=(), content: str = "") 
 
 
 def _build_pool() -> list[Event]:
-    """About 90 real signed events from three keys, created_at clustered so ties are common.
+    """About 80 real signed events from three keys, created_at clustered so ties are common.
 
     Deletions mostly name their own author's events so that sampled sequences often contain a
     deletion together with its target (in either order).
