@@ -77,45 +77,19 @@ def run_command(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "B" and abs(value) >= 1024 * 1024:
-        return f"{value / (1024 * 1024):,.2f} MiB"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f} {unit}"
-    return f"{value:,.0f} {unit}"
-
-
 def print_result(result: Any, file: Any = None) -> None:
-    """The assertion table (rich), then the run's cost figures."""
-    from rich.console import Console
-    from rich.table import Table
+    """The assertion table (:func:`relaysim.report.render_table`), then what it cost and what is missing."""
+    from relaysim.report import render_table
 
-    console = Console(file=file or sys.stdout, width=140)
-    table = Table(title=f"relaysim run: {result.scenario.name} on {result.app}")
-    for col in ("assertion", "measured", "threshold", "verdict", "detail"):
-        table.add_column(col, overflow="fold")
-    style = {"PASS": "green", "FAIL": "bold red", "UNAVAILABLE": "yellow"}
-    for r in result.results.values():
-        v = str(r.verdict)
-        table.add_row(r.name, _fmt(r.measured, r.unit), f"{r.comparison} {_fmt(r.threshold, r.unit)}",
-                      f"[{style[v]}]{v}[/]", r.detail)
-    console.print(table)
+    out = file or sys.stdout
+    out.write(render_table(result.report(), width=110))
     for outcome in result.idle:
-        grown = [d for d in outcome.site_deltas if d.bytes > 0]
-        if grown:
-            top = sorted(grown, key=lambda d: -d.bytes)[:3]
-            sites = ", ".join(f"{d.name} +{d.bytes:,} B ({d.count})" for d in top)
-            console.print(f"idle growth by site: {sites}")
         if outcome.subscriptions_open:
-            console.print(f"[red]still subscribed when told to go idle:[/] {outcome.open_detail}")
-    if result.unavailable:
-        console.print("unavailable: " + ", ".join(u["figure"] for u in result.unavailable))
+            out.write(f"still subscribed when told to go idle: {outcome.open_detail}\n")
     cost = result.sampler_cost
     probe = result.probe_cost
-    console.print(
-        f"verdict {result.verdict} in {result.seconds:.1f} s; {cost.get('samples')} samples, "
-        f"{cost.get('ms_per_sample')} ms and {cost.get('round_trips_per_sample')} WebDriver round trips "
-        f"per sample; probe cost {'—' if probe is None else f'{probe.bytes_per_probe:g} B'}"
+    probe_text = "unavailable" if probe is None else f"{probe.bytes_per_probe:g} B"
+    out.write(
+        f"{result.seconds:.1f} s; {cost.get('samples')} samples at {cost.get('ms_per_sample')} ms and "
+        f"{cost.get('round_trips_per_sample')} WebDriver round trips each; probe cost {probe_text}\n"
     )
