@@ -233,6 +233,7 @@ def check_indexes(store: EventStore) -> None:
     assert set(store._latest.values()) == {e.id for e in events if _address(e) is not None}
     assert set(store._fifo) | store._pinned == set(store._by_id)
     assert not set(store._fifo) & store._pinned
+    assert store._expiry_order == sorted((expiration, key) for key, expiration in store._expiry.items())
     # Tombstones are exactly those of the kind-5 events still stored.
     tomb_ids: dict = {}
     tomb_addresses: dict = {}

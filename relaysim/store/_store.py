@@ -6,8 +6,9 @@ See the package docstring (``relaysim.store``) for the theory of operation.
 from __future__ import annotations
 
 import heapq
+import math
 import time
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class EventStore:
         self._tag: dict[tuple[str, str], list[Key]] = {}
         self._latest: dict[str, EventId] = {}
         self._expiry: dict[Key, int] = {}
+        # (expiration, key) sorted, so the keys expired at ``now`` are a prefix found by bisection.
+        self._expiry_order: list[tuple[int, Key]] = []
         self._pinned: set[EventId] = set()
         self._fifo: OrderedDict[EventId, None] = OrderedDict()
         # NIP-09 tombstones, reference-counted by the stored kind-5 events that made them.
@@ -198,7 +201,7 @@ class EventStore:
         """Drop every stored event whose NIP-40 expiration has passed; returns how many."""
         if now is None:
             now = time.time()
-        doomed = [key for key, expiration in self._expiry.items() if expiration <= now]
+        doomed = list(self._expired_keys(now))
         for key in doomed:
             self._remove(self._by_key[key])
         self._purged += len(doomed)
@@ -311,6 +314,7 @@ class EventStore:
             self._latest[facts.address] = event.id
         if facts.expiration is not None:
             self._expiry[key] = facts.expiration
+            insort(self._expiry_order, (facts.expiration, key))
         if pinned:
             self._pinned.add(event.id)
         else:
@@ -333,7 +337,10 @@ class EventStore:
         del self._by_key[key]
         if facts.address is not None and self._latest.get(facts.address) == event.id:
             del self._latest[facts.address]
-        self._expiry.pop(key, None)
+        expiration = self._expiry.pop(key, None)
+        if expiration is not None:
+            order = self._expiry_order
+            del order[bisect_left(order, (expiration, key))]
         self._pinned.discard(event.id)
         self._fifo.pop(event.id, None)
         if event.kind == DELETION_KIND:
@@ -421,7 +428,12 @@ class EventStore:
 
     def _expired_keys(self, now: float) -> set[Key]:
         """Keys of the stored events expired at ``now`` (NIP-40); computed once per query."""
-        return {key for key, expiration in self._expiry.items() if expiration <= now}
+        order = self._expiry_order
+        if not order or order[0][0] > now:
+            return set()
+        # "~" sorts after every key character, so ties on expiration == now are included.
+        end = bisect_right(order, (math.floor(now), "~"))
+        return {key for _, key in islice(order, end)}
 
     def _run(self, flt: Filter, expired: set[Key], limit: int | None) -> list[Key]:
         """Keys matching one filter, newest first, at most ``limit``, none of ``expired``.
