@@ -190,6 +190,19 @@ def test_cli_usage_and_environment_errors_exit_2_with_one_line(tmp_path, capsys)
     assert capsys.readouterr().err == "relaysim: error: --idle-window must be > 0, got 0\n"
 
 
+def test_cli_page_script_error_is_one_line_exit_2(tmp_path, capsys):
+    root = _static(tmp_path, "<!doctype html><p>x</p>")
+    adapter = tmp_path / "adapter.toml"
+    adapter.write_text('name = "broken"\n[actions.feed]\njs = "throw new Error(\'no feed here\')"\n')
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "s"\n[[steps]]\ndo = "feed"\n')
+    code = main(["run", str(scenario), "--app", str(root), "--adapter", str(adapter)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("relaysim: error: browser failed during the run: javascript error: no feed here")
+    assert err.count("\n") == 1
+
+
 def test_app_without_hooks_reports_browser_figures_and_lists_what_is_missing(tmp_path):
     root = _static(tmp_path, NO_HOOKS_PAGE)
     result = run(_scenario(tmp_path), RunOptions(app=str(root)))

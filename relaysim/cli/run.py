@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from relaysim.errors import UsageError
+from relaysim.errors import EnvironmentProblem, UsageError
 
 DEFAULT_SCENARIO = "feed-browsing"
 
@@ -49,6 +49,8 @@ def _positive(value: float | None, flag: str) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from selenium.common.exceptions import WebDriverException
+
     from relaysim.browser import BrowserSpec
     from relaysim.scenario import load_scenario
     from relaysim.scenario.runner import RunOptions, run
@@ -70,7 +72,13 @@ def run_command(args: argparse.Namespace) -> int:
         timeline=args.timeline,
         report=args.report,
     )
-    result = run(scenario, options)
+    try:
+        result = run(scenario, options)
+    except WebDriverException as exc:
+        # The browser died or a page script threw mid-run: say what happened on one line.
+        lines = (exc.msg or "").strip().splitlines()
+        first = lines[0] if lines else type(exc).__name__
+        raise EnvironmentProblem(f"browser failed during the run: {first}") from exc
     print_result(result)
     if args.report:
         print(f"report: {args.report}")
