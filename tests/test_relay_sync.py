@@ -9,11 +9,12 @@ import urllib.request
 
 import orjson
 import pytest
-from relay_client import signed_note
+from relay_client import http_request, signed_note
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from relaysim.nostr.event import event_from_json, verify_event
+from relaysim.nostr.filter import Filter
 from relaysim.nostr.messages import encode_close, encode_req
 from relaysim.relay import Relay, SyncRelay
 
@@ -154,6 +155,10 @@ async def test_relay_with_seed1_name_loads_and_counts():
         async with Relay("seed1") as relay:
             info = relay.stats()["relay"]
             assert info["dataset"] == "seed1" and info["events_stored"] == len(relay.store) > 10_000
+            # /viewer.json names the account whose follow list (kind 3) the dataset holds.
+            status, _, body = await http_request(relay.http_url, path="/viewer.json")
+            viewer = orjson.loads(body)["pubkey"]
+            assert status == 200 and relay.store.query([Filter(kinds=[3], authors=[viewer])])
             assert relay.traffic is not None  # bursts work even without --traffic ...
             await trio.sleep(0.2)
             assert not relay.traffic_ready.is_set()  # ... but the generator waits until asked

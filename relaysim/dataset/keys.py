@@ -107,3 +107,11 @@ class KeyRing:
         event_id = compute_id(key.pubkey, created_at, kind, tags, content)
         sig = key.sign_schnorr(bytes.fromhex(event_id), aux).hex() if self.signed else self.ZERO_SIG
         return Event(EventId(event_id), key.pubkey, created_at, kind, tags, content, sig)
+
+
+def viewer_pubkey(seed: bytes) -> PubKey:
+    """The viewer account's public key for a dataset seed, without building the dataset.
+
+    The relay serves it as ``/viewer.json`` so a client under test knows whose feed to show.
+    """
+    return PubKey(PrivateKey(derive_secret(seed, "viewer", 0)).public_key_xonly.format().hex())

@@ -6,6 +6,7 @@ application/nostr+json``               answers the preflight)
 ``GET /stats``                         JSON: every connection, its subscriptions, counters, totals
 ``GET /metrics``                       Prometheus text
 ``GET /idle?settle=5&timeout=60[&conn=ID]``  long-poll: 200 when idle, 408 on timeout
+``GET /viewer.json``                   the dataset's viewer account {pubkey, npub} (404 for a JSONL dataset)
 ``POST /control/close-subscriptions?conn=ID|all``  CLOSED to the client(s), subscriptions dropped
 ``POST /control/traffic/pause|resume`` pause or resume the traffic generator
 ``POST /control/traffic/burst?kind=notes&n=10``   publish n extra events now
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs
 import trio
 
 from relaysim.errors import UsageError
+from relaysim.nostr.nip19 import npub_encode
 from relaysim.relay.http import HttpRequest, HttpResponse, json_response, text_response
 from relaysim.relay.limits import nip11_document
 from relaysim.relay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -141,6 +143,9 @@ async def _route(relay: Relay, request: HttpRequest) -> HttpResponse:
         return json_response(200, relay.stats())
     if path == "/metrics":
         return HttpResponse(200, [("Content-Type", METRICS_CONTENT_TYPE)], relay.metrics())
+    if path == "/viewer.json" and relay.viewer is not None:
+        # Whose feed a client under test should show: the dataset's viewer account.
+        return json_response(200, {"pubkey": relay.viewer, "npub": npub_encode(relay.viewer)})
     if path == "/idle":
         return await _idle(relay, _params(request))
     return relay.static_response(request.target)

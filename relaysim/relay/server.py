@@ -134,6 +134,8 @@ class Relay:
         self._nursery: trio.Nursery | None = None
         self.ready_seconds: float | None = None
         self.load_info: dict[str, Any] = {}
+        # The dataset's viewer account (None for a JSONL file): served as /viewer.json.
+        self.viewer: str | None = None
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -227,6 +229,9 @@ class Relay:
 
             parse_traffic(self._traffic_spec)  # a bad --traffic fails now, not in the background
             self._spec = loaded.spec
+            from relaysim.dataset import viewer_pubkey
+
+            self.viewer = viewer_pubkey(loaded.spec.seed_bytes)
             self.traffic = OnDemandTrafficControl(paused=self._traffic_paused, wanted=self._traffic_wanted)
         elif self._traffic_spec is not None:
             raise UsageError(
