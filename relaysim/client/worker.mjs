@@ -669,8 +669,17 @@ function closeNoteThread() {
 
 // teardownPage: CLOSE the page's subscriptions and trim its page-local caches (the seed's remedy).
 function teardownPage(page) {
-  if (!leaks.has('subs')) {
-    for (const [id, s] of [...subs]) if (s.page === page) closeSub(id);
+  for (const [id, s] of [...subs]) {
+    if (s.page !== page) continue;
+    if (!leaks.has('subs')) {
+      closeSub(id);
+    } else {
+      // leaks=subs: the page forgets its subscriptions without a CLOSE.  The relay keeps them open
+      // (and keeps sending their events, which still cost a frame copy each); close_all cannot
+      // close what the app no longer knows about.
+      subs.delete(id);
+      if (!s.eose) s.resolve(s.collected);
+    }
   }
   releaseAll([...pageHandles]);
   pageHandles.clear();
