@@ -140,7 +140,8 @@ def test_cli_fixed_client_passes_and_writes_report(tmp_path, capsys):
 
 def test_cli_idle_leak_fails_exactly_idle_rate_and_names_the_site(tmp_path, capsys):
     report = tmp_path / "r.json"
-    code = main(["run", "idle", "--app", "builtin?leaks=idle", "--idle-window", "3", "--report", str(report)])
+    code = main(["run", "idle", "--app", "builtin?leaks=idle", "--idle-window", "2", "--idle-windows", "2",
+                 "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 1, out
     data = json.loads(report.read_text())
@@ -151,6 +152,9 @@ def test_cli_idle_leak_fails_exactly_idle_rate_and_names_the_site(tmp_path, caps
     assert "grew while idle: idle timer" in idle_rate["detail"]
     assert any(n.startswith("idle: allocation sites that grew: idle timer") for n in data["notes"])
     assert data["app"]["mode"] == "leaks=idle"
+    windows = data["idle"]["windows"]  # weakest of 2: the reported rate is the higher window's
+    assert len(windows) == 2
+    assert idle_rate["measured"] == max(w["compensated_rate"] for w in windows)
     assert "idle_rate" in out and "FAIL" in out and "idle timer" in out
 
 
