@@ -15,6 +15,7 @@ from pathlib import Path
 import trio
 
 from relaysim.errors import UsageError
+from relaysim.relay.server import DEFAULT_MAX_EVENTS
 
 __all__ = ["register", "serve"]
 
@@ -60,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--max-events",
         type=int,
         metavar="N",
-        help="cap the store: oldest events beyond the dataset are evicted",
+        default=DEFAULT_MAX_EVENTS,
+        help="cap the store: oldest events beyond the dataset are evicted (default %(default)s)",
     )
     parser.set_defaults(func=run)
 

@@ -65,6 +65,9 @@ def _is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, _DISCONNECTS)
 
 
+# Live (non-dataset) events kept at most: ~10 hours of the default traffic mix, ~100 MB.
+DEFAULT_MAX_EVENTS = 100_000
+
 class Relay:
     """A Nostr relay for tests, on one loopback port (HTTP and websocket).
 
@@ -74,7 +77,9 @@ class Relay:
     COOP/COEP/CORP to every response (default: on for the built-in client, off for ``static``).
     ``traffic`` (``"notes=2/s,reactions=10/s"`` or a :class:`~relaysim.traffic.Rates`) starts the
     live traffic generator; it needs a named dataset, whose cast signs the events.
-    ``max_events`` caps the store (oldest non-dataset events are evicted). A named dataset's relay
+    ``max_events`` caps the store (oldest non-dataset events are evicted; default
+    ``DEFAULT_MAX_EVENTS`` so hours of live traffic cannot grow the relay without bound; None
+    lifts the cap). A named dataset's relay
     hints point at ``dataset_relay_url`` (default ``ws://127.0.0.1:7447/``), or at this relay's
     own URL with ``hints_follow_url=True`` (the CLI does that; a different URL is a separate build).
     """
@@ -92,7 +97,7 @@ class Relay:
         traffic_seed: int | str = 1,
         traffic_paused: bool = False,
         limits: Limits | None = None,
-        max_events: int | None = None,
+        max_events: int | None = DEFAULT_MAX_EVENTS,
         settings: ConnectionSettings | None = None,
         dataset_relay_url: str | None = None,
         hints_follow_url: bool = False,
