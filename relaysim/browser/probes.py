@@ -109,7 +109,8 @@ return Promise.resolve(window.__moxie_close_all()).then(() => true);
 """
 
 MEASURE_MEMORY_JS = r"""
-if (!window.crossOriginIsolated || !performance.measureUserAgentSpecificMemory) return null;
+if (!window.crossOriginIsolated) return {unavailable: 'the page is not cross-origin isolated (COOP/COEP)'};
+if (!performance.measureUserAgentSpecificMemory) return {unavailable: 'not in this browser'};
 return performance.measureUserAgentSpecificMemory().then((m) => ({
   bytes: m.bytes,
   breakdown: m.breakdown.filter((b) => b.bytes > 0).map((b) => ({
@@ -254,10 +255,10 @@ def read_browser_figures(session: BrowserSession, *, ua_memory: bool = True) -> 
     measured = None
     if ua_memory:
         measured = session.driver.execute_script(MEASURE_MEMORY_JS)
-        if measured is None:
-            missing.append(
-                Unavailable("ua_memory", "measureUserAgentSpecificMemory needs a cross-origin isolated page")
-            )
+        if measured is None or "unavailable" in measured:
+            why = "unknown" if measured is None else measured["unavailable"]
+            missing.append(Unavailable("ua_memory", f"measureUserAgentSpecificMemory: {why}"))
+            measured = None
     return BrowserFigures(metrics, dom, measured, tuple(missing))
 
 
