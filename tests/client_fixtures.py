@@ -40,7 +40,7 @@ CHROME_FLAGS = (
     "--window-size=900,1000",
 )
 
-__all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "relay_factory", "seed"]
+__all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "relay_factory", "seed", "wait_subs"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,13 @@ def app_factory(relay: Any) -> Iterator[Callable[[], App]]:
     for driver in drivers:
         driver.quit()
         shutil.rmtree(driver._relaysim_profile, ignore_errors=True)
+
+
+def wait_subs(relay: Any, expected: list[str], timeout: float = 5) -> list[str]:
+    """The relay's open subscriptions once they equal `expected` (CLOSE frames are in flight)."""
+    deadline = time.monotonic() + timeout
+    subs = open_subscriptions(relay)
+    while subs != sorted(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        subs = open_subscriptions(relay)
+    return subs

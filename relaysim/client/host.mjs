@@ -354,7 +354,9 @@ function pick(prefix, arg) {
 
 async function command(cmd, arg) {
   await whenBooted();
-  return ask({ t: 'cmd', cmd, arg });
+  const done = await ask({ t: 'cmd', cmd, arg });
+  if (done && done.error) throw new Error(done.error);
+  return done;
 }
 
 // Navigate like a person would; resolves once the new page has its EOSE and is rendered.
@@ -414,6 +416,7 @@ function renderStatus() {
 
 async function resolveViewer() {
   const fromUrl = params.get('pubkey');
+  if (fromUrl === '') return null; // `?pubkey=`: explicitly no viewer (global feed)
   if (fromUrl && /^[0-9a-f]{64}$/.test(fromUrl)) return fromUrl;
   try {
     const r = await fetch('/viewer.json', { cache: 'no-store' });
@@ -429,10 +432,11 @@ document.addEventListener('click', (e) => {
   const t = e.target.closest('[data-nav], [data-testid=load-more], [data-testid=back]');
   if (!t || t.disabled) return;
   e.preventDefault();
-  if (t.dataset.testid === 'load-more') command('more');
-  else if (t.dataset.testid === 'back') command('back');
-  else if (t.dataset.nav === 'profile' && !t.dataset.arg) command('profile', viewer);
-  else command(t.dataset.nav, t.dataset.arg || null);
+  const report = (err) => { $('#status').textContent = String(err.message || err); };
+  if (t.dataset.testid === 'load-more') command('more').catch(report);
+  else if (t.dataset.testid === 'back') command('back').catch(report);
+  else if (t.dataset.nav === 'profile' && !t.dataset.arg) command('profile', viewer).catch(report);
+  else command(t.dataset.nav, t.dataset.arg || null).catch(report);
 });
 
 async function boot() {

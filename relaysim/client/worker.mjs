@@ -949,7 +949,11 @@ async function command(cmd, arg) {
   }
   if (cmd === 'feed' || cmd === 'notifications') return switchPage(cmd, null);
   if (cmd === 'thread') return switchPage('thread', arg);
-  if (cmd === 'profile') return switchPage('profile', arg || S.viewer);
+  if (cmd === 'profile') {
+    const pk = arg || S.viewer;
+    if (!/^[0-9a-f]{64}$/.test(pk || '')) throw new Error('profile needs a pubkey: there is no viewer (open the app with ?pubkey=<hex>)');
+    return switchPage('profile', pk);
+  }
   throw new Error(`unknown command ${cmd}`);
 }
 
