@@ -133,6 +133,8 @@ def test_cli_fixed_client_passes_and_writes_report(tmp_path, capsys):
     assert data["idle"]["window_s"] == pytest.approx(3, abs=0.5)
     assert data["timing"]["sampling"]["round_trips_per_sample"] >= 1
     assert data["probe_cost"]["calls_measured"] >= 2
+    # the harness turned __moxie_instrument on: the seed's threshold log is in the report
+    assert any(n.startswith("alloc_log: ") and "ws._conns.size=1" in n for n in data["notes"])
     lines = timeline.read_text().splitlines()
     assert len(lines) == data["timing"]["sampling"]["samples"]
     assert "idle_rate" in out and "PASS" in out

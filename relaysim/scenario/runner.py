@@ -185,6 +185,8 @@ class ScenarioRunner:
         res.environment = self.session.environment()
         self.session.driver.get(self.page_url)
         self.adapter.wait_ready(self.session.driver)
+        # The seed's threshold log (__moxie_alloc_log) is written only while this flag is on.
+        self.session.driver.execute_script("window.__moxie_instrument = true")
         self.sampler.page_loaded()
         self._page = "feed"
         readings = probe_cost_readings(self.session, max(2, self.scenario.probe_calls))
@@ -208,7 +210,7 @@ class ScenarioRunner:
             )
         if not any(isinstance(s, m.Assert) for s in self.scenario.walk()):
             self._judge(an.ASSERTION_NAMES, "end")
-        last = self.sampler.sample("end")
+        self.sampler.sample("end")
         app = self.sampler.last
         res.final_sites = app.sites if app else None
         res.final_browser = read_browser_figures(self.session).to_dict()
@@ -218,7 +220,6 @@ class ScenarioRunner:
         res.alloc_log = self.sampler.alloc_log
         res.relay_stats = self.relay.stats() if self.relay is not None else None
         res.seconds = time.monotonic() - began
-        del last
         return res
 
     def _evidence(self) -> Evidence:
@@ -544,6 +545,11 @@ def build_report(res: RunResult) -> Any:
                 f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory "
                 f"{figs.get('ua_memory_bytes')}"
             )
+    if res.alloc_log:
+        records = ", ".join(
+            f"{r.get('source')}.{r.get('metric')}={r.get('value')}" for r in res.alloc_log[:20]
+        )
+        notes.append(f"alloc_log: {len(res.alloc_log)} threshold records: {records}")
     last_idle = res.idle[-1].measurement if res.idle else None
     query = res.page_url.partition("?")[2]
     return rp.Report(
