@@ -545,6 +545,9 @@ def build_report(res: RunResult) -> Any:
                 f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory "
                 f"{figs.get('ua_memory_bytes')}"
             )
+    held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
+    if held:
+        notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
     if res.alloc_log:
         records = ", ".join(
             f"{r.get('source')}.{r.get('metric')}={r.get('value')}" for r in res.alloc_log[:20]
