@@ -223,3 +223,10 @@ def test_firefox_reads_the_hooks_and_says_cdp_is_missing():
                           "(COOP/COEP)"),
         ]
         assert fx.environment()["browser_name"] == "firefox"
+
+
+def test_window_size_and_extra_args_reach_chromium():
+    with open_browser(BrowserSpec(window_size=(800, 600), args=("--user-agent=relaysim-test",))) as small:
+        small.driver.get(PLAIN_PAGE)
+        width, agent = small.driver.execute_script("return [window.outerWidth, navigator.userAgent]")
+        assert (width, agent) == (800, "relaysim-test")

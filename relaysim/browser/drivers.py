@@ -82,6 +82,8 @@ class BrowserSpec:
     binary: str | None = None
     driver: str | None = None
     script_timeout: float = 60.0
+    window_size: tuple[int, int] | None = None
+    args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in BROWSER_KINDS:
@@ -191,6 +193,11 @@ def _chromium_options(spec: BrowserSpec, profile_dir: str | None) -> Any:
     if not spec.headed:
         options.add_argument("--headless=new")
     for flag in CHROMIUM_FLAGS:
+        if not (spec.window_size and flag.startswith("--window-size=")):
+            options.add_argument(flag)
+    if spec.window_size:
+        options.add_argument(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
+    for flag in spec.args:
         options.add_argument(flag)
     if profile_dir:
         options.add_argument(f"--user-data-dir={profile_dir}")
@@ -239,6 +246,11 @@ def _start_firefox(spec: BrowserSpec) -> BrowserSession:
     options.binary_location = binary
     if not spec.headed:
         options.add_argument("-headless")
+    if spec.window_size:
+        options.add_argument(f"--width={spec.window_size[0]}")
+        options.add_argument(f"--height={spec.window_size[1]}")
+    for flag in spec.args:
+        options.add_argument(flag)
     started = time.monotonic()
     try:
         driver = webdriver.Firefox(service=Service(gecko), options=options)

@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--app", default=None,
                    help="builtin | 'builtin?leaks=idle' | http(s)://URL | DIR (default: the scenario's app)")
     p.add_argument("--adapter", default=None, help="adapter TOML for --app (default: builtin's own)")
-    p.add_argument("--browser", default="chromium", choices=("chromium", "firefox", "remote"))
+    p.add_argument("--browser", default=None, choices=("chromium", "firefox", "remote"),
+                   help="default: the scenario's [browser] name, else chromium")
     p.add_argument("--webdriver-url", default=None,
                    help="W3C WebDriver / Selenium Grid URL (with --browser remote)")
     p.add_argument("--relay-url", default=None, help="use this running relay instead of starting one")
@@ -48,20 +49,29 @@ def _positive(value: float | None, flag: str) -> None:
         raise UsageError(f"{flag} must be > 0, got {value:g}")
 
 
+def browser_spec(args: argparse.Namespace, wanted: Any) -> Any:
+    """The browser to start: command-line flags win over the scenario's ``[browser]`` table."""
+    from relaysim.browser import BrowserSpec
+
+    kind = args.browser or wanted.name or ("remote" if args.webdriver_url else "chromium")
+    if args.webdriver_url and kind != "remote":
+        raise UsageError("--webdriver-url needs --browser remote")
+    headed = args.headed or wanted.headless is False
+    return BrowserSpec(kind=kind, headed=headed, webdriver_url=args.webdriver_url,
+                       window_size=wanted.window_size, args=tuple(wanted.args))
+
+
 def run_command(args: argparse.Namespace) -> int:
     from selenium.common.exceptions import WebDriverException
 
-    from relaysim.browser import BrowserSpec
     from relaysim.scenario import load_scenario
     from relaysim.scenario.runner import RunOptions, run
 
     _positive(args.idle_window, "--idle-window")
     if args.idle_windows is not None and args.idle_windows < 1:
         raise UsageError(f"--idle-windows must be >= 1, got {args.idle_windows}")
-    if args.webdriver_url and args.browser != "remote":
-        raise UsageError("--webdriver-url needs --browser remote")
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
-    spec = BrowserSpec(kind=args.browser, headed=args.headed, webdriver_url=args.webdriver_url)
+    spec = browser_spec(args, scenario.browser)
     options = RunOptions(
         app=args.app,
         browser=spec,
