@@ -267,7 +267,7 @@ class ScenarioRunner:
             self._thread_open, self._thread_label = self.sampler.samples[-1], "thread (returned to)"
         self._page = new_page
 
-    def _open_thread(self, k: int) -> None:
+    def _open_thread(self, k: int | str) -> None:
         before = self.sampler.sample("before-thread")
         self._act("open_thread", k)
         if self._thread_open is None:
@@ -278,9 +278,13 @@ class ScenarioRunner:
         s = self.sampler
         match step:
             case m.Open(page="thread", arg=arg):
-                self._open_thread(int(arg or 0))
+                self._open_thread(0 if arg is None else arg)
             case m.Open(page="profile", arg=arg):
-                self._act("open_profile", int(arg or 0))
+                # no argument: the viewer's own profile (the nav button) when the adapter has it
+                if arg is None and self.adapter.supports("profile"):
+                    self._act("profile")
+                else:
+                    self._act("open_profile", 0 if arg is None else arg)
                 self._left_page("profile")
             case m.Open(page=page):
                 self._act(page)
