@@ -396,10 +396,16 @@ function saveAndRestart() {
   startWorker(restore);
 }
 
+// At most one restart per 10 polls: a threshold below a fresh tab's heap must not become a loop.
+let lastRestartAt = -Infinity;
+
 async function pollHeap() {
   if (!worker || !booted) return;
   const stats = sabWords ? statsFromMirror(readMirror()) : await ask({ t: 'heap' });
-  if (stats.heapInuse > restartMB * 1024 * 1024) saveAndRestart();
+  if (stats.heapInuse <= restartMB * 1024 * 1024) return;
+  if (performance.now() - lastRestartAt < 10 * restartPollS * 1000) return;
+  lastRestartAt = performance.now();
+  saveAndRestart();
 }
 
 // ---------------------------------------------------------------------------------- status

@@ -442,7 +442,13 @@ async function fetchActs(ids, page) {
   const todo = ids.filter((id) => !events.has('actionFetchedIDs', id));
   if (!todo.length) return;
   for (const id of todo) events.set('actionFetchedIDs', id, true);
-  const evs = await oneShot('acts', [{ kinds: [6, 7, 9735], '#e': todo }], page);
+  // One filter per kind with its own limit, so thousands of reactions on a viral note cannot use
+  // up the relay's default limit before the zaps and reposts are counted.
+  const evs = await oneShot('acts', [
+    { kinds: [7], '#e': todo, limit: 5000 },
+    { kinds: [6], '#e': todo, limit: 1000 },
+    { kinds: [9735], '#e': todo, limit: 1000 },
+  ], page);
   for (const ev of evs) countAct(ev);
 }
 
