@@ -1,4 +1,5 @@
-"""The client's heap: heap.wasm is what heap.wat assembles to, and the allocator counts exactly.
+"""The client without a browser: heap.wasm is what heap.wat assembles to, the allocator counts
+exactly, and the JS modules parse.
 
 The allocator runs in Node (a real WebAssembly engine, V8 like Chromium's) so its arithmetic is
 checked without a browser; the browser tests check the same counters through the hooks.
@@ -70,3 +71,14 @@ def test_bump_allocator_counts_every_byte_it_hands_out() -> None:
     # site 99 and site -1 (as u32, huge) land in the overflow bucket 63; free changes nothing
     assert out["sites"] == [[2, 8], [2, 16], [1, 16], [1, 70000], [2, 16]]
     assert out["header"] == [0x50485352, base + 70056, base, 70056, 8, 64]
+
+
+@pytest.mark.parametrize("name", ["host.mjs", "worker.mjs"])
+def test_client_modules_parse(name: str) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    done = subprocess.run(
+        [node, "--check", str(CLIENT_DIR / name)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
