@@ -97,6 +97,7 @@ return (async () => {
     m = plain(m);
     if (typeof w.__moxie_read_alloc_counters === 'function') await w.__moxie_read_alloc_counters();
     if (typeof w.__moxie_dom_handles === 'function') await w.__moxie_dom_handles();
+    if (typeof w.__relaysim_app_state === 'function') await w.__relaysim_app_state();
     totals.push(m.totalAlloc);
   }
   return {totals: totals, ms: performance.now() - t0};
