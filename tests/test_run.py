@@ -135,8 +135,11 @@ def test_cli_fixed_client_passes_and_writes_report(tmp_path, capsys):
     assert data["probe_cost"]["calls_measured"] >= 2
     # the harness turned __moxie_instrument on: the seed's threshold log is in the report
     assert any(n.startswith("alloc_log: ") and "ws._conns.size=1" in n for n in data["notes"])
-    lines = timeline.read_text().splitlines()
-    assert len(lines) == data["timing"]["sampling"]["samples"]
+    records = [json.loads(line) for line in timeline.read_text().splitlines()]
+    samples = [r for r in records if r["type"] == "sample"]
+    assert len(samples) == data["timing"]["sampling"]["samples"]
+    steps = [r["kind"] for r in records if r["type"] == "step"]
+    assert steps == ["open", "wait", "close_all", "measure_idle", "assert"]
     assert "idle_rate" in out and "PASS" in out
 
 

@@ -144,6 +144,7 @@ class ScenarioRunner:
         idle_windows: int | None = None,
         idle_settle: float | None = None,
         on_sample: Callable[[Sample, str], None] | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
         traffic: Any = None,
     ) -> None:
         self.scenario = scenario
@@ -155,6 +156,7 @@ class ScenarioRunner:
         self.idle_windows = idle_windows
         self.idle_settle = idle_settle
         self.traffic = traffic
+        self.on_record = on_record
         relay_figures = self._relay_figures if relay is not None else None
         self.sampler = Sampler(
             session, interval=scenario.sample_interval, relay_figures=relay_figures, on_sample=on_sample
@@ -205,9 +207,10 @@ class ScenarioRunner:
         for index, step in enumerate(self.scenario.expanded()):
             t0 = time.monotonic()
             detail = self._do(step) or ""
-            res.steps.append(
-                StepRecord(index, step.KIND, step.line, time.monotonic() - t0, detail, t0 - began)
-            )
+            record = StepRecord(index, step.KIND, step.line, time.monotonic() - t0, detail, t0 - began)
+            res.steps.append(record)
+            if self.on_record is not None:
+                self.on_record({"type": "step", **dataclasses.asdict(record)})
         if not any(isinstance(s, m.Assert) for s in self.scenario.walk()):
             self._judge(an.ASSERTION_NAMES, "end")
         self.sampler.sample("end")
@@ -453,6 +456,7 @@ def run(scenario: m.Scenario, options: RunOptions) -> RunResult:
             idle_windows=options.idle_windows,
             idle_settle=options.idle_settle,
             on_sample=(lambda sample, phase: sink.append(sample)) if sink else None,
+            on_record=sink.append if sink else None,
             traffic=getattr(relay, "traffic", None),
         )
         result = runner.run()
