@@ -47,8 +47,29 @@ Assertions (``_verdict``):
   ``evaluate(evidence, thresholds=None, names=None) -> list[AssertionResult]``;
   ``AssertionResult(name, threshold, measured|None, unit, verdict, detail, comparison)``;
   ``Verdict.PASS|FAIL|UNAVAILABLE`` (str enum); ``overall_verdict(results)``.
+Cycles and caches (``_cycles``):
+  ``CycleReading(t, value, sites)``; ``cycle_growth(readings, warmup=1, ignore_sites=(),
+  figure="heapInuse") -> CycleGrowth(figure, warmup, cycles, per_cycle_bytes, weakest, weakest_cycle,
+  sites: tuple[CycleSite(site, name, per_cycle_bytes, min_bytes)], ignored, ignore_sites) | str``
+  (the string says why it could not be measured); ``parse_cache_sizes(raw) ->
+  tuple[CacheGroupSize(group, entries, limit, site)]`` (ValueError); ``cache_peaks(readings) ->
+  tuple[CachePeak(group, site, limit, max_entries, max_t, final_entries)]``; ``cache_ratio(peak, default)``.
+  Assertions ``cycle_growth`` (< ``cycle_growth_bytes``, default 4096 B/cycle) and
+  ``cache_entries_bounded`` (entries / limit <= ``cache_limit_factor``, default 2; groups without a
+  declared limit use ``cache_default_limit``, default 10000).
 """
 
+from relaysim.analysis._cycles import (
+    CacheGroupSize,
+    CachePeak,
+    CycleGrowth,
+    CycleReading,
+    CycleSite,
+    cache_peaks,
+    cache_ratio,
+    cycle_growth,
+    parse_cache_sizes,
+)
 from relaysim.analysis._idle import (
     IdleMeasurement,
     ProbeCost,
@@ -111,7 +132,12 @@ __all__ = [
     "WASM_MEMORY_BYTES",
     "AllocSite",
     "AssertionResult",
+    "CacheGroupSize",
+    "CachePeak",
     "CounterReset",
+    "CycleGrowth",
+    "CycleReading",
+    "CycleSite",
     "DomHandles",
     "Evidence",
     "IdleMeasurement",
@@ -126,7 +152,10 @@ __all__ = [
     "Trend",
     "Verdict",
     "WindowRate",
+    "cache_peaks",
+    "cache_ratio",
     "compensated_rate",
+    "cycle_growth",
     "dom_handles",
     "evaluate",
     "figure_delta",
@@ -136,6 +165,7 @@ __all__ = [
     "measure_probe_cost",
     "overall_verdict",
     "parse_alloc_counters",
+    "parse_cache_sizes",
     "rate",
     "site_deltas",
     "theil_sen",

@@ -20,6 +20,10 @@ name                                      measured                              
                                                                                 open_when_idle_max``
 ``thread_events_released``                max live threadEvents entries after   <= ``thread_events_
                                           any thread closed                     retained_max``
+``cycle_growth``                          smallest heapInuse growth of any      < ``cycle_growth_
+                                          measured cycle (ignored sites out)    bytes``
+``cache_entries_bounded``                 largest entries / declared limit of   <= ``cache_limit_
+                                          any cache group over the run          factor``
 ========================================  ====================================  ======================
 """
 
@@ -30,6 +34,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
+from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth, cache_peaks, cache_ratio
 from relaysim.analysis._idle import IdleMeasurement
 from relaysim.analysis._samples import DOM_HANDLES, HEAP_INUSE, THREAD_EVENTS, Sample, dom_handles
 
@@ -75,6 +80,9 @@ class Thresholds:
     dom_handles_max: float = 3000
     subscriptions_open_when_idle_max: float = 0
     thread_events_retained_max: float = 0
+    cycle_growth_bytes: float = 4096
+    cache_limit_factor: float = 2
+    cache_default_limit: float = 10000
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -137,7 +145,9 @@ class Evidence:
     ``start_t`` to ``initial.t`` (when use of the app began). ``idle`` is the idle measurement;
     ``idle_unavailable`` says why there is none (e.g. "app lacks __moxie_mem_stats").
     ``subscriptions_open_when_idle`` is the relay's count for this client after close-all and
-    settling (``None`` = not checked).
+    settling (``None`` = not checked). ``cycles`` is the measured repeat's growth per cycle
+    (``cycles_unavailable`` says why there is none); ``cache_readings`` are ``(t, sizes)`` pairs
+    from ``__moxie_cache_sizes()`` (``cache_unavailable`` says why there are none).
     """
 
     samples: Sequence[Sample] = ()
@@ -148,6 +158,10 @@ class Evidence:
     idle_unavailable: str | None = None
     subscriptions_open_when_idle: int | None = None
     thread_closes: Sequence[ThreadClose] = ()
+    cycles: CycleGrowth | None = None
+    cycles_unavailable: str | None = None
+    cache_readings: Sequence[tuple[float, Sequence[CacheGroupSize]]] = ()
+    cache_unavailable: str | None = None
 
     def first(self) -> Sample | None:
         return self.initial if self.initial is not None else (self.samples[0] if self.samples else None)
@@ -288,6 +302,47 @@ def _check_thread(ev: Evidence, th: Thresholds) -> AssertionResult:
     return _judge(name, th.thread_events_retained_max, value, "events", detail, "<=")
 
 
+def _check_cycles(ev: Evidence, th: Thresholds) -> AssertionResult:
+    name = "cycle_growth"
+    c = ev.cycles
+    if c is None:
+        why = ev.cycles_unavailable or "no repeat with measure_cycles = true in this run"
+        return _judge(name, th.cycle_growth_bytes, None, "B/cycle", "", unavailable=why)
+    ignoring = f", {', '.join(c.ignore_sites)} taken out" if c.ignore_sites else ""
+    detail = f"weakest of {c.cycles} cycle(s) after {c.warmup} warm-up ({c.figure}{ignoring})"
+    if c.sites:
+        grew = ", ".join(f"{s.name} +{s.min_bytes:,} B/cycle" for s in c.sites[:5])
+        detail += f"; grew in every cycle: {grew}"
+    else:
+        detail += "; no site grew in every cycle"
+    return _judge(name, th.cycle_growth_bytes, c.weakest, "B/cycle", detail)
+
+
+def _check_caches(ev: Evidence, th: Thresholds) -> AssertionResult:
+    name = "cache_entries_bounded"
+    peaks = cache_peaks(ev.cache_readings)
+    if not peaks:
+        why = ev.cache_unavailable or "no cache sizes read in this run"
+        return _judge(name, th.cache_limit_factor, None, "x limit", "", "<=", unavailable=why)
+    rated = sorted(((cache_ratio(p, th.cache_default_limit), p) for p in peaks), key=lambda rp: -rp[0])
+    worst_ratio, worst = rated[0]
+    limit = worst.limit if worst.limit is not None else th.cache_default_limit
+    over = [p for r, p in rated if r > th.cache_limit_factor]
+    if over:
+        listed = ", ".join(
+            f"{p.group} ({p.site}) {p.max_entries} entries > {th.cache_limit_factor:g} x limit "
+            f"{p.limit if p.limit is not None else th.cache_default_limit:g}"
+            for p in over
+        )
+        detail = f"unbounded: {listed}"
+    else:
+        detail = (
+            f"largest: {worst.group} ({worst.site}) {worst.max_entries} entries, limit {limit:g}; "
+            f"{len(peaks)} groups over {len(ev.cache_readings)} readings"
+        )
+    return _judge(name, th.cache_limit_factor, round(worst_ratio, 4), "x limit", detail, "<=")
+
+
 _CHECKS: dict[str, Callable[[Evidence, Thresholds], AssertionResult]] = {
     "idle_rate": _check_idle_rate,
     "heap_delta": _check_heap_delta,
@@ -295,6 +350,8 @@ _CHECKS: dict[str, Callable[[Evidence, Thresholds], AssertionResult]] = {
     "dom_handles_max": _check_dom,
     "subscriptions_closed_when_idle": _check_subs,
     "thread_events_released": _check_thread,
+    "cycle_growth": _check_cycles,
+    "cache_entries_bounded": _check_caches,
 }
 
 ASSERTION_NAMES: tuple[str, ...] = tuple(_CHECKS)

@@ -42,6 +42,7 @@ HOOK_FIGURES: dict[str, tuple[str, ...]] = {
     "__moxie_dom_handles": ("dom_handles",),
     "__moxie_alloc_log": ("alloc_log",),
     "__moxie_close_all": ("close_all",),
+    "__moxie_cache_sizes": ("cache_sizes",),
 }
 # Not a moxie hook: the reference client's own state (page, threadEvents); absent in other apps.
 STATE_HOOK = "__relaysim_app_state"
@@ -65,6 +66,7 @@ return (async () => {
   r.mem = await call('__moxie_mem_stats');
   r.sites = await call('__moxie_read_alloc_counters');
   r.handles = await call('__moxie_dom_handles');
+  r.caches = await call('__moxie_cache_sizes');
   if (typeof w.__moxie_close_all !== 'function') r.missing.push('__moxie_close_all');
   if (typeof w.__relaysim_app_state === 'function') {
     try { r.state = plain(await w.__relaysim_app_state()); }
@@ -97,6 +99,7 @@ return (async () => {
     m = plain(m);
     if (typeof w.__moxie_read_alloc_counters === 'function') await w.__moxie_read_alloc_counters();
     if (typeof w.__moxie_dom_handles === 'function') await w.__moxie_dom_handles();
+    if (typeof w.__moxie_cache_sizes === 'function') await w.__moxie_cache_sizes();
     if (typeof w.__relaysim_app_state === 'function') await w.__relaysim_app_state();
     totals.push(m.totalAlloc);
   }
@@ -148,6 +151,7 @@ class AppSample:
     js_heap: dict[str, float] | None = None
     page_ms: float = 0.0
     state: dict[str, Any] | None = None
+    caches: list[dict[str, Any]] | None = None
 
     @property
     def thread_events(self) -> int | None:
@@ -191,6 +195,7 @@ def read_app(session: BrowserSession, log_from: int = 0) -> AppSample:
         js_heap=r.get("jsHeap"),
         page_ms=float(r.get("perfEnd", 0)) - float(r.get("perf", 0)),
         state=r.get("state") if isinstance(r.get("state"), dict) else None,
+        caches=r.get("caches") if isinstance(r.get("caches"), list) else None,
     )
 
 

@@ -76,6 +76,9 @@ class Sampler:
         self.sample_round_trips = 0
         self.alloc_log: list[dict[str, Any]] = []
         self.last: AppSample | None = None
+        # (t, sizes) per sample that read __moxie_cache_sizes(); a malformed answer is kept as a reason
+        self.cache_readings: list[tuple[float, tuple[an.CacheGroupSize, ...]]] = []
+        self.cache_error: str | None = None
         self._log_length = 0
         self._metrics_enabled = False
 
@@ -101,6 +104,11 @@ class Sampler:
         if app.log:
             self.alloc_log.extend(app.log)
         self._log_length = app.log_length
+        if app.caches is not None:
+            try:
+                self.cache_readings.append((app.t, an.parse_cache_sizes(app.caches)))
+            except ValueError as exc:
+                self.cache_error = f"__moxie_cache_sizes() answered something malformed: {exc}"
         figures = sample_figures(app, metrics)
         if self.relay_figures is not None:
             figures.update(self.relay_figures())

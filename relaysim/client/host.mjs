@@ -330,6 +330,21 @@ globalThis.__moxie_read_alloc_counters = () => {
 
 globalThis.__moxie_dom_handles = () => _elements.size;
 
+// Entries per cache group with the limit the app declares, from the state the Worker last posted
+// (plain JS numbers on this thread: reading them allocates nothing in the Worker's heap).
+// `site` is the allocation site of the group's tables, so a report can name it.
+const CACHE_GROUPS = [
+  ['events', 'events'], ['authors', 'authors'], ['embeds', 'embeds'], ['replies', 'replies'],
+  ['profile wrappers', 'profileWrappers'],
+];
+globalThis.__moxie_cache_sizes = () => {
+  const caches = state.caches || {};
+  const limits = state.limits || {};
+  return CACHE_GROUPS.filter(([, key]) => typeof caches[key] === 'number').map(([group, key]) => ({
+    group, entries: caches[key], limit: typeof limits[key] === 'number' ? limits[key] : null, site: `map:${group}`,
+  }));
+};
+
 globalThis.__moxie_close_all = async () => {
   await whenBooted();
   return ask({ t: 'close_all' });

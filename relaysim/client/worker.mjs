@@ -652,6 +652,11 @@ function postState() {
         embeds: embeds ? embeds.size() : 0, replies: replies ? replies.size() : 0,
         profileWrappers: profiles ? profiles.size() : 0, threadEvents: threadEvents.size,
       },
+      // the limit each group declares (the seed's); with leaks=maps it is declared but not kept
+      limits: events ? {
+        events: events.limit, authors: authors.limit, embeds: embeds.limit,
+        replies: replies.limit, profileWrappers: profiles.limit,
+      } : {},
       rotations: events ? {
         events: events.rotations, authors: authors.rotations, embeds: embeds.rotations,
         replies: replies.rotations, profileWrappers: profiles.rotations,

@@ -28,6 +28,8 @@ from relaysim.analysis import (
     TOTAL_ALLOC,
     AllocSite,
     AssertionResult,
+    CachePeak,
+    CycleGrowth,
     DomHandles,
     IdleMeasurement,
     ProbeCost,
@@ -200,6 +202,8 @@ class Report:
     notes: tuple[str, ...] = ()
     timeline: str | None = None
     samples: tuple[Sample, ...] | None = None
+    cycles: CycleGrowth | None = None
+    caches: tuple[CachePeak, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is None:

@@ -11,7 +11,7 @@ of its ``[[steps]]`` header, for messages; ignored when steps are compared).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -73,19 +73,28 @@ class Scroll(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class OpenThread(Step):
-    """Open the thread of the k-th note shown on the current page (0 = first)."""
+    """Open the thread of the k-th note shown on the current page (0 = first).
+
+    Inside a ``repeat``, ``k_step`` adds ``k_step x iteration`` to ``k`` (iteration 0, 1, ... of the
+    innermost repeat), so each pass can open a different note.
+    """
 
     KIND: ClassVar[str] = "open_thread"
     k: int = 0
+    k_step: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
 class OpenProfile(Step):
-    """Open the profile of the k-th note's author, or with ``from_thread`` the open thread's root author."""
+    """Open the profile of the k-th note's author, or with ``from_thread`` the open thread's root author.
+
+    ``k_step`` as in :class:`OpenThread` (each pass of a repeat opens the next author).
+    """
 
     KIND: ClassVar[str] = "open_profile"
     k: int = 0
     from_thread: bool = False
+    k_step: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,11 +175,20 @@ class SampleInterval(Step):
 
 @dataclass(frozen=True, kw_only=True)
 class Repeat(Step):
-    """Run ``steps`` ``times`` times."""
+    """Run ``steps`` ``times`` times.
+
+    With ``measure_cycles`` the runner reads the probes before the first pass and after each one,
+    for the ``cycle_growth`` assertion: the first ``warmup`` passes fill caches and are not judged;
+    bytes of the ``ignore_sites`` allocation sites (spent again by design in every pass, such as a
+    copy of each websocket frame) are taken out of each pass's growth.
+    """
 
     KIND: ClassVar[str] = "repeat"
     times: int
     steps: tuple[Step, ...]
+    measure_cycles: bool = False
+    warmup: int = 1
+    ignore_sites: tuple[str, ...] = ()
 
 
 STEP_CLASSES: Mapping[str, type[Step]] = {
@@ -214,14 +232,21 @@ def walk(steps: tuple[Step, ...]) -> Iterator[Step]:
             yield from walk(step.steps)
 
 
-def expand(steps: tuple[Step, ...]) -> Iterator[Step]:
-    """The steps as they run: repeats unrolled (``Repeat`` itself is not yielded)."""
+def at_iteration(step: Step, iteration: int) -> Step:
+    """``step`` as it runs in pass ``iteration`` of its repeat: ``k`` advanced by ``k_step x iteration``."""
+    if isinstance(step, OpenThread | OpenProfile) and step.k_step:
+        return replace(step, k=step.k + step.k_step * iteration, k_step=0)
+    return step
+
+
+def expand(steps: tuple[Step, ...], iteration: int = 0) -> Iterator[Step]:
+    """The steps as they run: repeats unrolled (``Repeat`` itself is not yielded), ``k_step`` applied."""
     for step in steps:
         if isinstance(step, Repeat):
-            for _ in range(step.times):
-                yield from expand(step.steps)
+            for i in range(step.times):
+                yield from expand(step.steps, i)
         else:
-            yield step
+            yield at_iteration(step, iteration)
 
 
 def min_duration(steps: tuple[Step, ...]) -> float:
@@ -275,6 +300,11 @@ class Scenario:
     def min_duration_s(self) -> float:
         """Lower bound on running time (waits, scroll pauses, idle protocol), in seconds."""
         return min_duration(self.steps)
+
+    @property
+    def measured_repeat(self) -> Repeat | None:
+        """The repeat marked ``measure_cycles`` (at most one per scenario), if any."""
+        return next((s for s in self.walk() if isinstance(s, Repeat) and s.measure_cycles), None)
 
     @property
     def assertions(self) -> tuple[str, ...]:

@@ -271,6 +271,12 @@ def _names(v: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v))
 
 
+def _site_names(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise _Bad(f"must be a list of allocation site names, got {v!r}")
+    return tuple(dict.fromkeys(v))
+
+
 class _Unknown(_Bad):
     """Like _Bad, but the message stands on its own (no "<what>" prefix)."""
 
@@ -279,8 +285,8 @@ class _Unknown(_Bad):
 _ARGS: dict[str, dict[str, tuple[Check, bool]]] = {
     "open": {"page": (_choice(PAGES), True), "arg": (_page_arg, False)},
     "scroll": {"n": (_int(1, 1000), False), "pause": (_float(0, False), False)},
-    "open_thread": {"k": (_int(0), False)},
-    "open_profile": {"k": (_int(0), False), "from_thread": (_bool, False)},
+    "open_thread": {"k": (_int(0), False), "k_step": (_int(0, 1000), False)},
+    "open_profile": {"k": (_int(0), False), "from_thread": (_bool, False), "k_step": (_int(0, 1000), False)},
     "back": {"n": (_int(1, 100), False)},
     "notifications": {},
     "feed": {},
@@ -299,7 +305,13 @@ _ARGS: dict[str, dict[str, tuple[Check, bool]]] = {
     },
     "assert": {"names": (_names, True)},
     "sample": {"interval": (_float(0, True), True)},
-    "repeat": {"times": (_int(1, 10_000), True), "steps": (lambda v: v, True)},
+    "repeat": {
+        "times": (_int(1, 10_000), True),
+        "steps": (lambda v: v, True),
+        "measure_cycles": (_bool, False),
+        "warmup": (_int(0, 10_000), False),
+        "ignore_sites": (_site_names, False),
+    },
 }
 assert tuple(sorted(_ARGS)) == STEP_KINDS
 
@@ -365,6 +377,10 @@ class _Parser:
         return self.build(kind, args, raw, path, line, at)
 
     def build(self, kind, args, raw, path, line, at) -> Step:  # type: ignore[no-untyped-def]
+        if "k_step" in args and len(path) == 1:
+            raise self.fail(
+                at("k_step"), f"{kind}.k_step needs an enclosing repeat (it advances k on each pass)"
+            )
         match kind:
             case "open":
                 return Open(line=line, **args)
@@ -375,6 +391,8 @@ class _Parser:
             case "open_profile":
                 if args.get("from_thread") and "k" in args:
                     raise self.fail(line, "open_profile takes either 'k' or 'from_thread = true', not both")
+                if args.get("from_thread") and "k_step" in args:
+                    raise self.fail(at("k_step"), "open_profile.k_step needs 'k', not 'from_thread = true'")
                 return OpenProfile(line=line, **args)
             case "back":
                 return Back(line=line, **args)
@@ -396,7 +414,8 @@ class _Parser:
                 return SampleInterval(line=line, **args)
             case "repeat":
                 body = self.steps(raw["steps"], path, at("steps"))
-                return Repeat(line=line, times=args["times"], steps=body)
+                self.check_cycles(args, path, line, at)
+                return Repeat(line=line, steps=body, **{k: v for k, v in args.items() if k != "steps"})
         raise AssertionError(kind)  # pragma: no cover - _ARGS and this match list the same kinds
 
     def traffic(self, args: dict[str, object], line: int | None, at: Callable[[str], int | None]) -> Traffic:
@@ -409,6 +428,24 @@ class _Parser:
             if key not in args:
                 raise self.fail(line, f"traffic mode '{mode}' needs {key!r}")
         return Traffic(line=line, **args)  # type: ignore[arg-type]
+
+    def check_cycles(self, args, path, line, at) -> None:  # type: ignore[no-untyped-def]
+        """``measure_cycles`` and its options: a top-level repeat, at least one pass measured."""
+        measured = args.get("measure_cycles", False)
+        for key in ("warmup", "ignore_sites"):
+            if key in args and not measured:
+                raise self.fail(at(key), f"repeat.{key} needs measure_cycles = true")
+        if not measured:
+            return
+        if len(path) > 1:
+            raise self.fail(at("measure_cycles"), "measure_cycles is allowed only on a top-level repeat")
+        warmup = args.get("warmup", 1)
+        if warmup >= args["times"]:
+            raise self.fail(
+                at("warmup") if "warmup" in args else line,
+                f"repeat.warmup ({warmup}) must be less than times ({args['times']}): "
+                "no pass would be measured",
+            )
 
     # semantic checks across steps
     def check_order(self, steps: tuple[Step, ...], traffic: str | None) -> None:
@@ -423,7 +460,14 @@ class _Parser:
 
         mix = parse_rates(traffic).describe() if traffic else None
         idle_seen = thread_seen = False
+        cycles_line: int | None = None
         for step in walk(steps):
+            if isinstance(step, Repeat) and step.measure_cycles:
+                if cycles_line is not None:
+                    raise self.fail(
+                        step.line, f"only one repeat may set measure_cycles (another at line {cycles_line})"
+                    )
+                cycles_line = step.line or 0
             if isinstance(step, Traffic) and step.mode == "on":
                 if step.rates is None:
                     if mix is None:
@@ -448,6 +492,10 @@ class _Parser:
                         raise self.fail(step.line, f"assert {name!r} needs a measure_idle step before it")
                     if name == "thread_events_released" and not thread_seen:
                         raise self.fail(step.line, f"assert {name!r} needs an open_thread step before it")
+                    if name == "cycle_growth" and cycles_line is None:
+                        raise self.fail(
+                            step.line, f"assert {name!r} needs a repeat with measure_cycles = true before it"
+                        )
 
 
 _TOP_KEYS = (

@@ -110,6 +110,9 @@ class RunResult:
     relay_stats: dict[str, Any] | None = None
     alloc_log: list[dict[str, Any]] = field(default_factory=list)
     thread_closes: list[ThreadClose] = field(default_factory=list)
+    cycle_readings: list[an.CycleReading] = field(default_factory=list)
+    cycles: an.CycleGrowth | None = None
+    cache_readings: list[tuple[float, tuple[an.CacheGroupSize, ...]]] = field(default_factory=list)
     seconds: float = 0.0
     started_at: float = 0.0
     timeline: Path | None = None
@@ -204,13 +207,8 @@ class ScenarioRunner:
         missing = [*app.unavailable(), *figures.unavailable]
         res.unavailable = [u.to_dict() for u in missing]
         self._start_t = first.t
-        for index, step in enumerate(self.scenario.expanded()):
-            t0 = time.monotonic()
-            detail = self._do(step) or ""
-            record = StepRecord(index, step.KIND, step.line, time.monotonic() - t0, detail, t0 - began)
-            res.steps.append(record)
-            if self.on_record is not None:
-                self.on_record({"type": "step", **dataclasses.asdict(record)})
+        self._began = began
+        self._run_steps(self.scenario.steps, 0)
         if not any(isinstance(s, m.Assert) for s in self.scenario.walk()):
             self._judge(an.ASSERTION_NAMES, "end")
         self.sampler.sample("end")
@@ -222,11 +220,57 @@ class ScenarioRunner:
         res.sampler_cost = self.sampler.cost()
         res.alloc_log = self.sampler.alloc_log
         res.relay_stats = self.relay.stats() if self.relay is not None else None
+        res.cycles = self._cycles()[0]
+        res.cache_readings = list(self.sampler.cache_readings)
         res.seconds = time.monotonic() - began
         return res
 
+    def _run_steps(self, steps: tuple[m.Step, ...], iteration: int) -> None:
+        """Run ``steps`` in order; a repeat runs its body ``times`` times (``k_step`` applied per pass)
+        and, when it is marked ``measure_cycles``, reads the probes before the first pass and after each."""
+        for step in steps:
+            if isinstance(step, m.Repeat):
+                if step.measure_cycles:
+                    self._cycle_reading("cycle-start")
+                for i in range(step.times):
+                    self._run_steps(step.steps, i)
+                    if step.measure_cycles:
+                        self._cycle_reading("cycle-end")
+                continue
+            step = m.at_iteration(step, iteration)
+            t0 = time.monotonic()
+            detail = self._do(step) or ""
+            record = StepRecord(
+                len(self.result.steps), step.KIND, step.line, time.monotonic() - t0, detail, t0 - self._began
+            )
+            self.result.steps.append(record)
+            if self.on_record is not None:
+                self.on_record({"type": "step", **dataclasses.asdict(record)})
+
+    def _cycle_reading(self, phase: str) -> None:
+        """One reading at a cycle boundary: heapInuse and the per-site counters, same round trip."""
+        sample = self.sampler.sample(phase)
+        app = self.sampler.last
+        sites = _parsed_sites(app.sites) if app is not None else None
+        self.result.cycle_readings.append(an.CycleReading(sample.t, sample.get(an.HEAP_INUSE), sites))
+
+    def _cycles(self) -> tuple[an.CycleGrowth | None, str | None]:
+        rep = self.scenario.measured_repeat
+        if rep is None:
+            return None, None
+        got = an.cycle_growth(self.result.cycle_readings, rep.warmup, rep.ignore_sites, an.HEAP_INUSE)
+        return (None, got) if isinstance(got, str) else (got, None)
+
     def _evidence(self) -> Evidence:
         idle = self.result.idle[-1] if self.result.idle else None
+        cycles, cycles_why = self._cycles()
+        cache_why = self.sampler.cache_error
+        if cache_why is None and not self.sampler.cache_readings:
+            last = self.sampler.last
+            cache_why = (
+                "app lacks __moxie_cache_sizes()" if last is None or "__moxie_cache_sizes" in last.missing
+                else "__moxie_cache_sizes() " + last.errors.get("__moxie_cache_sizes", "gave nothing")
+            )
         return Evidence(
             samples=tuple(self.sampler.samples),
             start_t=self._start_t,
@@ -234,6 +278,10 @@ class ScenarioRunner:
             idle_unavailable=idle.unavailable if idle else None,
             subscriptions_open_when_idle=self._subs_open_when_idle,
             thread_closes=tuple(self.result.thread_closes),
+            cycles=cycles,
+            cycles_unavailable=cycles_why,
+            cache_readings=tuple(self.sampler.cache_readings),
+            cache_unavailable=cache_why,
         )
 
     def _judge(self, names: tuple[str, ...], where: str) -> str:
@@ -601,6 +649,8 @@ def build_report(res: RunResult) -> Any:
         idle=last_idle,
         unavailable=tuple(rp.Unavailable(figure=u["figure"], reason=u["reason"]) for u in res.unavailable),
         samples=rp.bound_samples(res.samples) if len(res.samples) >= 2 else tuple(res.samples),
+        cycles=res.cycles,
+        caches=an.cache_peaks(res.cache_readings) if res.cache_readings else None,
         timeline=str(res.timeline) if res.timeline else None,
         notes=tuple(notes),
     )
