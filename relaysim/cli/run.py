@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
                    help="idle window in seconds (overrides the scenario's)")
     p.add_argument("--idle-windows", type=int, default=None, metavar="N",
                    help="measure N idle windows and keep the weakest (e.g. 3)")
+    p.add_argument("--idle-settle", type=float, default=None, metavar="S",
+                   help="seconds since the last EOSE before an idle window (overrides the scenario's)")
     p.add_argument("--headed", action="store_true", help="show the browser window")
     p.set_defaults(func=run_command)
 
@@ -68,6 +70,8 @@ def run_command(args: argparse.Namespace) -> int:
     from relaysim.scenario.runner import RunOptions, run
 
     _positive(args.idle_window, "--idle-window")
+    if args.idle_settle is not None and not args.idle_settle >= 0:
+        raise UsageError(f"--idle-settle must be >= 0, got {args.idle_settle:g}")
     if args.idle_windows is not None and args.idle_windows < 1:
         raise UsageError(f"--idle-windows must be >= 1, got {args.idle_windows}")
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
@@ -79,6 +83,7 @@ def run_command(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         idle_window=args.idle_window,
         idle_windows=args.idle_windows,
+        idle_settle=args.idle_settle,
         timeline=args.timeline,
         report=args.report,
     )

@@ -295,7 +295,11 @@ class ScenarioRunner:
         return ", ".join(f"{r.name} {r.verdict}" for r in results)
 
     def _with_sites(self, r: AssertionResult) -> AssertionResult:
-        """A failing idle rate names the allocation sites that grew during the idle window."""
+        """A failing idle rate names the allocation sites that grew during the idle window; a failing
+        subscription check names the subscriptions the relay still held."""
+        if r.name == "subscriptions_closed_when_idle" and r.verdict == Verdict.FAIL and self.result.idle:
+            held = self.result.idle[-1].open_detail
+            return dataclasses.replace(r, detail=f"{r.detail}: {held}") if held else r
         if r.name != "idle_rate" or r.verdict != Verdict.FAIL or not self.result.idle:
             return r
         grown = an.top_sites(self.result.idle[-1].site_deltas, n=3, by="bytes")
