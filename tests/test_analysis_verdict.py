@@ -56,7 +56,10 @@ def test_seed_defaults() -> None:
         "dom_handles_max",
         "subscriptions_closed_when_idle",
         "thread_events_released",
+        "cycle_growth",
+        "cache_entries_bounded",
     )
+    assert (th.cycle_growth_bytes, th.cache_limit_factor, th.cache_default_limit) == (4096, 2, 10000)
 
 
 def test_threshold_overrides_and_errors() -> None:
@@ -66,7 +69,8 @@ def test_threshold_overrides_and_errors() -> None:
         Thresholds().with_overrides({"idle_rate": 1})
     assert info.value.key == "idle_rate"
     assert str(info.value) == (
-        "unknown threshold 'idle_rate' (expected one of: dom_handles_max, heap_delta_bytes, "
+        "unknown threshold 'idle_rate' (expected one of: cache_default_limit, cache_limit_factor, "
+        "cycle_growth_bytes, dom_handles_max, heap_delta_bytes, "
         "heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
         "subscriptions_open_when_idle_max, thread_events_retained_max)"
     )

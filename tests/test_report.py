@@ -13,15 +13,20 @@ import orjson
 import pytest
 
 from relaysim.analysis import (
+    AllocSite,
+    CycleReading,
     Evidence,
     Sample,
     Thresholds,
     Verdict,
+    cache_peaks,
+    cycle_growth,
     dom_handles,
     evaluate,
     measure_idle,
     measure_probe_cost,
     parse_alloc_counters,
+    parse_cache_sizes,
     trend,
 )
 from relaysim.errors import UsageError
@@ -130,6 +135,18 @@ def full_report(**changes: object) -> Report:
         "samples": bound_samples(samples, 10),
         "timeline": "runs/feed.jsonl",
         "notes": ("first run",),
+        "cycles": cycle_growth(
+            [
+                CycleReading(t, heap, (AllocSite(10, "reply cache", n, r), AllocSite(13, "ws frames", n, ws)))
+                for t, heap, n, r, ws in ((0.0, 1000, 0, 0, 0), (1.0, 3000, 1, 900, 1100),
+                                              (2.0, 5000, 2, 1800, 2200))
+            ],
+            warmup=0,
+            ignore_sites=["ws frames"],
+        ),
+        "caches": cache_peaks(
+            [(1.0, parse_cache_sizes([{"group": "profile wrappers", "entries": 12, "limit": 10}]))]
+        ),
     }
     fields.update(changes)
     return Report(**fields)  # type: ignore[arg-type]
@@ -153,6 +170,8 @@ TOP_LEVEL = [
     "notes",
     "timeline",
     "samples",
+    "cycles",
+    "caches",
 ]
 
 
