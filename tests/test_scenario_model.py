@@ -62,6 +62,7 @@ def test_the_seed_test_list_is_shipped() -> None:
         "notifications",
         "profile-hopping",
         "thread-open-close",
+        "thread-profile-cycle",
     ]
 
 
