@@ -9,8 +9,6 @@ socket (port 0, `relaysim.relay.SyncRelay`), the real client in a real browser.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -23,22 +21,6 @@ import pytest
 from relaysim.client import CLIENT_DIR
 from relaysim.dataset import cast_for, ensure_built, load_spec, read_jsonl
 from relaysim.nostr import Event
-
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-precise-memory-info",
-    "--enable-blink-features=ForceEagerMeasureMemory",
-    "--window-size=900,1000",
-)
 
 __all__ = ["App", "Seed", "app_factory", "open_subscriptions", "relay", "relay_factory", "seed", "wait_subs"]
 
@@ -154,38 +136,22 @@ class App:
         self.driver.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').click()
 
 
-def _chrome() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="relaysim-client-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    driver._relaysim_profile = profile
-    return driver
-
-
 @pytest.fixture
 def app_factory(relay: Any) -> Iterator[Callable[[], App]]:
     """`app_factory()` opens a fresh headless Chromium (fresh profile) on the relay's origin."""
-    if not (shutil.which(CHROMEDRIVER) and shutil.which(CHROMIUM)):
-        pytest.skip("Chromium and chromedriver are not installed (scripts/install installs them)")
-    drivers: list[Any] = []
+    # The product's own browser start (same flags, profile and errors as `relaysim run`).
+    from relaysim.browser.drivers import BrowserSpec, open_browser
+
+    sessions: list[Any] = []
 
     def make() -> App:
-        driver = _chrome()
-        drivers.append(driver)
-        return App(driver, relay.http_url.rstrip("/"))
+        session = open_browser(BrowserSpec(window_size=(900, 1000)))
+        sessions.append(session)
+        return App(session.driver, relay.http_url.rstrip("/"))
 
     yield make
-    for driver in drivers:
-        driver.quit()
-        shutil.rmtree(driver._relaysim_profile, ignore_errors=True)
+    for session in sessions:
+        session.close()
 
 
 def wait_subs(relay: Any, expected: list[str], timeout: float = 5) -> list[str]:
