@@ -37,6 +37,7 @@ window.__moxie_read_alloc_counters = () => [{site: 1, name: 'probe', count: mall
 window.__moxie_dom_handles = () => Promise.resolve(handles);
 window.__moxie_close_all = () => { window.closed_all = true; };
 window.__moxie_alloc_log = [{ts: 1, source: 'dom', metric: 'handles', value: 100}];
+window.__moxie_cache_sizes = () => [{group: 'profile wrappers', entries: 3, limit: 10}];
 window.__moxie_big = () => 1n;
 </script>"""
 )
@@ -58,6 +59,7 @@ def test_hooks_read_in_one_round_trip(session):
     assert sample.sites == [{"site": 1, "name": "probe", "count": 4, "bytes": 1048}]
     assert sample.handles == 7
     assert sample.missing == ()
+    assert sample.caches == [{"group": "profile wrappers", "entries": 3, "limit": 10}]
     assert sample.log == [{"ts": 1, "source": "dom", "metric": "handles", "value": 100}]
     assert read_app(session, log_from=1).log == []
     assert abs(sample.t - time.time()) < 5
@@ -79,6 +81,7 @@ def test_page_without_hooks_lists_each_unavailable_figure_and_keeps_browser_figu
     assert figures["dom_handles"] == "hook missing: __moxie_dom_handles"
     assert figures["alloc_sites"] == "hook missing: __moxie_read_alloc_counters"
     assert figures["close_all"] == "hook missing: __moxie_close_all"
+    assert figures["cache_sizes"] == "hook missing: __moxie_cache_sizes"  # optional, still said
     assert measure_probe_cost(session) is None
     browser = read_browser_figures(session)
     assert browser.metrics["Nodes"] > 0 and browser.metrics["JSHeapUsedSize"] > 0

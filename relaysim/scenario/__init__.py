@@ -17,12 +17,14 @@ browser: BrowserOptions(name, headless, window_size, args), path)``; ``.walk()``
 Steps (frozen dataclasses, ``KIND`` = the file's ``do`` value, ``line`` = source line), for
 ``match step:`` in the runner:
   ``Open(page: "feed"|"notifications"|"profile"|"thread", arg: int|str|None)``,
-  ``Scroll(n=1, pause=0.5)``, ``OpenThread(k=0)``, ``OpenProfile(k=0, from_thread=False)``,
+  ``Scroll(n=1, pause=0.5)``, ``OpenThread(k=0, k_step=0)``, ``OpenProfile(k=0, from_thread=False,
+  k_step=0)`` (``k_step``: k + k_step x pass of the innermost repeat; ``model.at_iteration``),
   ``Back(n=1)``, ``Notifications()``, ``Feed()``, ``Wait(seconds)``,
   ``Traffic(mode: "on"|"off"|"burst", rates: str|None, kind: str|None, n: int|None)``,
   ``CloseAll()``, ``MeasureIdle(settle=5.0, window=30.0, windows=1)``,
   ``Assert(names: tuple[str, ...])`` (analysis.ASSERTION_NAMES; "all" expands),
-  ``SampleInterval(interval)`` (``do = "sample"``), ``Repeat(times, steps)``.
+  ``SampleInterval(interval)`` (``do = "sample"``), ``Repeat(times, steps, measure_cycles=False,
+  warmup=1, ignore_sites=())`` (``Scenario.measured_repeat``: the one marked for ``cycle_growth``).
 ``STEP_CLASSES`` (kind -> class), ``STEP_KINDS``, ``PAGES``.
 """
 
