@@ -16,8 +16,9 @@ real relay and real headless Chromium; only the idle protocol is shortened (``--
 Scenarios are shared where that is exact: thread-open-close catches both ``thread`` and ``subs``,
 profile-hopping both ``dom`` and ``maps`` (one fixed-client run serves as the control for both).
 
-Measured on the shared 2-core box (2026-11-26): 10 runs, about 200 s in all (fixed: idle 12 s,
-thread-open-close 27 s, profile-hopping 24 s, thread-profile-cycle 12 s; leaky: 10-26 s each).
+Measured on the shared 2-core box (2026-11-26): 10 runs, 199 s in all (203 s wall with pytest).
+Fixed: idle 12 s, thread-open-close 27 s, profile-hopping 22 s, thread-profile-cycle 13 s; leaky:
+idle 10 s, thread 28 s, subs 23 s, dom 26 s, maps 26 s, thread-profile 13 s.
 """
 
 from __future__ import annotations
