@@ -296,7 +296,15 @@ class ScenarioRunner:
 
     def _with_sites(self, r: AssertionResult) -> AssertionResult:
         """A failing idle rate names the allocation sites that grew during the idle window; a failing
-        subscription check names the subscriptions the relay still held."""
+        subscription check names the subscriptions the relay still held; a failing handle count the
+        handle table's threshold records."""
+        if r.name == "dom_handles_max" and r.verdict == Verdict.FAIL:
+            # the seed's threshold log names the table that grew and when it crossed each mark
+            marks = [str(x.get("value")) for x in self.sampler.alloc_log if x.get("source") == "dom"]
+            if marks:
+                return dataclasses.replace(
+                    r, detail=f"{r.detail}; __moxie_alloc_log: dom _elements.size reached {', '.join(marks)}"
+                )
         if r.name == "subscriptions_closed_when_idle" and r.verdict == Verdict.FAIL and self.result.idle:
             held = self.result.idle[-1].open_detail
             return dataclasses.replace(r, detail=f"{r.detail}: {held}") if held else r
