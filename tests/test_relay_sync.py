@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,6 +18,8 @@ from relaysim.nostr.event import event_from_json, verify_event
 from relaysim.nostr.filter import Filter
 from relaysim.nostr.messages import encode_close, encode_req
 from relaysim.relay import Relay, SyncRelay
+
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 
 STORED = [signed_note(1000 + i, f"note {i}") for i in range(10)]
 
@@ -155,6 +158,7 @@ async def test_relay_with_seed1_name_loads_and_counts():
         async with Relay("seed1") as relay:
             info = relay.stats()["relay"]
             assert info["dataset"] == "seed1" and info["events_stored"] == len(relay.store) > 10_000
+            assert info["sha256"] == (DATASETS / "seed1.sha256").read_text().split()[0]
             # /viewer.json names the account whose follow list (kind 3) the dataset holds.
             status, _, body = await http_request(relay.http_url, path="/viewer.json")
             viewer = orjson.loads(body)["pubkey"]

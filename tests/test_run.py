@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -123,6 +124,9 @@ def test_cli_fixed_client_passes_and_writes_report(tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["schema_version"] == "relaysim.report/1"
     assert data["verdict"] == "PASS"
+    seed1_sha256 = (Path(__file__).resolve().parents[1] / "datasets" / "seed1.sha256").read_text().split()[0]
+    assert data["environment"]["dataset_name"] == "seed1"
+    assert data["environment"]["dataset_sha256"] == seed1_sha256
     names = {a["name"]: a["verdict"] for a in data["assertions"]}
     assert names == {
         "idle_rate": "PASS",

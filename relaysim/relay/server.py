@@ -215,6 +215,7 @@ class Relay:
 
     def _load(self) -> None:
         """Fill the store (and make the traffic generator); runs in a worker thread."""
+        from relaysim.dataset import sha256_file
         from relaysim.relay.loading import load_dataset, parse_traffic
 
         t0 = time.perf_counter()
@@ -224,6 +225,8 @@ class Relay:
         self.load_info = {
             "dataset": loaded.name,
             "path": str(loaded.path) if loaded.path else None,
+            # What exactly was served, for reports: the JSONL file's hash (~20 ms for seed1).
+            "sha256": sha256_file(loaded.path) if loaded.path else None,
             "events_read": len(events),
             "events_stored": len(self.store),
             "events_refused": result.refused,
