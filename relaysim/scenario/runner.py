@@ -12,6 +12,11 @@ every assertion at the end.
 :func:`run` is the shell around it used by the CLI: it resolves ``--app`` (``builtin``, ``builtin?leaks=...``,
 a URL or a directory), starts the relay (unless ``--relay-url``) and the browser, runs, and writes the
 report and the timeline.
+
+The pieces live beside it, one job each: :mod:`._app` (the app target and the relay),
+:mod:`._result` (what a run measured), :mod:`._cycles` (measured-cycle readings), :mod:`._judge`
+(evidence and failure details) and :mod:`._assemble` (the report). Their public names are importable
+from here as before.
 """
 
 from __future__ import annotations
@@ -19,116 +24,32 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from relaysim import analysis as an
-from relaysim.analysis import AssertionResult, Evidence, Sample, ThreadClose, Verdict
+from relaysim.analysis import Sample, ThreadClose
 from relaysim.browser import BrowserSession, BrowserSpec, Sampler, open_browser
-from relaysim.browser.idle import IdleOutcome, RelayLike, close_everything, run_idle_protocol
+from relaysim.browser.idle import RelayLike, close_everything, run_idle_protocol
 from relaysim.browser.probes import probe_cost_readings, read_browser_figures
 from relaysim.errors import UsageError
 from relaysim.scenario import model as m
-from relaysim.scenario.adapters import Adapter, load_adapter, parse_adapter
+from relaysim.scenario._app import GENERIC_READY as GENERIC_READY
+from relaysim.scenario._app import AppTarget as AppTarget
+from relaysim.scenario._app import generic_adapter as generic_adapter
+from relaysim.scenario._app import open_relay as open_relay
+from relaysim.scenario._app import resolve_app as resolve_app
+from relaysim.scenario._assemble import build_report as build_report
+from relaysim.scenario._assemble import idle_notes as idle_notes
+from relaysim.scenario._cycles import measured_growth, read_cycle
+from relaysim.scenario._judge import explain, gather_evidence, result_dict
+from relaysim.scenario._result import RunResult as RunResult
+from relaysim.scenario._result import StepRecord as StepRecord
+from relaysim.scenario.adapters import Adapter, load_adapter
 
 __all__ = ["AppTarget", "RunOptions", "RunResult", "ScenarioRunner", "generic_adapter", "resolve_app", "run"]
-
-GENERIC_READY = "return document.readyState === 'complete'"
-
-
-def generic_adapter() -> Adapter:
-    """The adapter for an app relaysim knows nothing about: wait for the page to load, no actions."""
-    return parse_adapter({"name": "generic", "ready": GENERIC_READY, "ready_timeout": 20}, "<generic>")
-
-
-@dataclass(frozen=True)
-class AppTarget:
-    """Where the app comes from: ``builtin`` (the relay serves the reference client), ``url``, or ``dir``."""
-
-    kind: str
-    spec: str
-    query: str = ""
-    url: str | None = None
-    static_dir: Path | None = None
-
-    def page_url(self, relay_http_url: str | None) -> str:
-        if self.kind == "url":
-            return self.url or self.spec
-        if relay_http_url is None:
-            raise UsageError(f"--app {self.spec} needs a relay that serves it (no --relay-url for a DIR app)")
-        base = relay_http_url.rstrip("/") + "/"
-        return base + (f"?{self.query}" if self.query else "")
-
-
-def resolve_app(spec: str) -> AppTarget:
-    """``builtin`` / ``builtin?leaks=idle`` / ``http(s)://...`` / an existing directory."""
-    if spec == "builtin" or spec.startswith("builtin?"):
-        return AppTarget("builtin", spec, query=spec.partition("?")[2])
-    if urlsplit(spec).scheme in ("http", "https"):
-        return AppTarget("url", spec, url=spec)
-    path = Path(spec)
-    if path.is_dir():
-        return AppTarget("dir", spec, static_dir=path.resolve())
-    raise UsageError(f"--app {spec!r} is neither builtin, builtin?QUERY, an http(s) URL nor a directory")
-
-
-@dataclass
-class StepRecord:
-    index: int
-    kind: str
-    line: int | None
-    seconds: float
-    detail: str = ""
-    start_s: float = 0.0
-
-
-@dataclass
-class RunResult:
-    """Everything a run measured; :meth:`report` turns it into the JSON report."""
-
-    scenario: m.Scenario
-    app: str
-    page_url: str
-    results: dict[str, AssertionResult] = field(default_factory=dict)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    phases: list[str] = field(default_factory=list)
-    idle: list[IdleOutcome] = field(default_factory=list)
-    steps: list[StepRecord] = field(default_factory=list)
-    probe_cost: an.ProbeCost | None = None
-    probe_ms: float | None = None
-    sampler_cost: dict[str, Any] = field(default_factory=dict)
-    initial_browser: dict[str, Any] | None = None
-    final_browser: dict[str, Any] | None = None
-    initial_sites: list[dict[str, Any]] | None = None
-    final_sites: list[dict[str, Any]] | None = None
-    unavailable: list[dict[str, str]] = field(default_factory=list)
-    environment: dict[str, Any] = field(default_factory=dict)
-    relay_stats: dict[str, Any] | None = None
-    alloc_log: list[dict[str, Any]] = field(default_factory=list)
-    thread_closes: list[ThreadClose] = field(default_factory=list)
-    cycle_readings: list[an.CycleReading] = field(default_factory=list)
-    cycles: an.CycleGrowth | None = None
-    cache_readings: list[tuple[float, tuple[an.CacheGroupSize, ...]]] = field(default_factory=list)
-    seconds: float = 0.0
-    started_at: float = 0.0
-    timeline: Path | None = None
-
-    @property
-    def verdict(self) -> Verdict:
-        return an.overall_verdict(self.results.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when nothing failed (UNAVAILABLE is reported, not failed), 1 when an assertion failed."""
-        return 1 if self.verdict == Verdict.FAIL else 0
-
-    def report(self) -> Any:
-        """The :class:`relaysim.report.Report` of this run."""
-        return build_report(self)
 
 
 class ScenarioRunner:
@@ -248,73 +169,27 @@ class ScenarioRunner:
                 self.on_record({"type": "step", **dataclasses.asdict(record)})
 
     def _cycle_reading(self, phase: str) -> None:
-        """One reading at a cycle boundary: heapInuse and the per-site counters, same round trip."""
-        sample = self.sampler.sample(phase)
-        app = self.sampler.last
-        sites = _parsed_sites(app.sites) if app is not None else None
-        self.result.cycle_readings.append(an.CycleReading(sample.t, sample.get(an.HEAP_INUSE), sites))
+        self.result.cycle_readings.append(read_cycle(self.sampler, phase))
 
     def _cycles(self) -> tuple[an.CycleGrowth | None, str | None]:
-        rep = self.scenario.measured_repeat
-        if rep is None:
-            return None, None
-        got = an.cycle_growth(self.result.cycle_readings, rep.warmup, rep.ignore_sites, an.HEAP_INUSE)
-        return (None, got) if isinstance(got, str) else (got, None)
-
-    def _evidence(self) -> Evidence:
-        idle = self.result.idle[-1] if self.result.idle else None
-        cycles, cycles_why = self._cycles()
-        cache_why = self.sampler.cache_error
-        if cache_why is None and not self.sampler.cache_readings:
-            last = self.sampler.last
-            cache_why = (
-                "app lacks __moxie_cache_sizes()" if last is None or "__moxie_cache_sizes" in last.missing
-                else "__moxie_cache_sizes() " + last.errors.get("__moxie_cache_sizes", "gave nothing")
-            )
-        return Evidence(
-            samples=tuple(self.sampler.samples),
-            start_t=self._start_t,
-            idle=idle.measurement if idle else None,
-            idle_unavailable=idle.unavailable if idle else None,
-            subscriptions_open_when_idle=self._subs_open_when_idle,
-            thread_closes=tuple(self.result.thread_closes),
-            cycles=cycles,
-            cycles_unavailable=cycles_why,
-            cache_readings=tuple(self.sampler.cache_readings),
-            cache_unavailable=cache_why,
-        )
+        return measured_growth(self.scenario, self.result.cycle_readings)
 
     def _judge(self, names: tuple[str, ...], where: str) -> str:
         if names == ("all",):
             names = an.ASSERTION_NAMES
-        judged = an.evaluate(self._evidence(), self.scenario.thresholds, names)
-        results = [self._with_sites(r) for r in judged]
+        evidence = gather_evidence(
+            self.sampler,
+            self.result,
+            start_t=self._start_t,
+            subscriptions_open_when_idle=self._subs_open_when_idle,
+            cycles=self._cycles(),
+        )
+        judged = an.evaluate(evidence, self.scenario.thresholds, names)
+        results = [explain(r, self.sampler.alloc_log, self.result.idle) for r in judged]
         for r in results:
             self.result.results[r.name] = r
-        self.result.checkpoints.append({"at": where, "results": [_result_dict(r) for r in results]})
+        self.result.checkpoints.append({"at": where, "results": [result_dict(r) for r in results]})
         return ", ".join(f"{r.name} {r.verdict}" for r in results)
-
-    def _with_sites(self, r: AssertionResult) -> AssertionResult:
-        """A failing idle rate names the allocation sites that grew during the idle window; a failing
-        subscription check names the subscriptions the relay still held; a failing handle count the
-        handle table's threshold records."""
-        if r.name == "dom_handles_max" and r.verdict == Verdict.FAIL:
-            # the seed's threshold log names the table that grew and when it crossed each mark
-            marks = [str(x.get("value")) for x in self.sampler.alloc_log if x.get("source") == "dom"]
-            if marks:
-                return dataclasses.replace(
-                    r, detail=f"{r.detail}; __moxie_alloc_log: dom _elements.size reached {', '.join(marks)}"
-                )
-        if r.name == "subscriptions_closed_when_idle" and r.verdict == Verdict.FAIL and self.result.idle:
-            held = self.result.idle[-1].open_detail
-            return dataclasses.replace(r, detail=f"{r.detail}: {held}") if held else r
-        if r.name != "idle_rate" or r.verdict != Verdict.FAIL or not self.result.idle:
-            return r
-        grown = an.top_sites(self.result.idle[-1].site_deltas, n=3, by="bytes")
-        if not grown:
-            return r
-        sites = ", ".join(f"{d.name} +{d.bytes:,} B" for d in grown)
-        return dataclasses.replace(r, detail=f"{r.detail}; grew while idle: {sites}")
 
     def _act(self, action: str, arg: Any = None) -> None:
         self.adapter.perform(self.session.driver, action, arg)
@@ -435,18 +310,6 @@ class ScenarioRunner:
         return f"idle {outcome.measurement.rate:.1f} B/s (raw {outcome.measurement.raw_rate:.1f})"
 
 
-def _result_dict(r: AssertionResult) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "threshold": r.threshold,
-        "comparison": r.comparison,
-        "measured": r.measured,
-        "unit": r.unit,
-        "verdict": str(r.verdict),
-        "detail": r.detail,
-    }
-
-
 @dataclass
 class RunOptions:
     """The CLI's choices; None = the scenario's (or the default)."""
@@ -460,31 +323,6 @@ class RunOptions:
     idle_settle: float | None = None
     timeline: Path | None = None
     report: Path | None = None
-
-
-@contextlib.contextmanager
-def open_relay(target: AppTarget, scenario: m.Scenario, relay_url: str | None) -> Iterator[Any]:
-    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``."""
-    if relay_url is not None:
-        from relaysim.browser.relay_http import RelayHttp
-
-        yield RelayHttp(relay_url)
-        return
-    from relaysim.relay import SyncRelay
-
-    kwargs: dict[str, Any] = {"dataset": scenario.dataset, "port": 0, "traffic_seed": scenario.seed}
-    rates = scenario.traffic or next(
-        (s.rates for s in scenario.walk() if isinstance(s, m.Traffic) and s.mode == "on" and s.rates), None
-    )
-    uses_traffic = any(isinstance(s, m.Traffic) for s in scenario.walk())
-    if rates is not None:
-        kwargs.update(traffic=rates, traffic_paused=scenario.traffic is None)
-    elif uses_traffic:
-        kwargs.update(traffic="notes=1/s", traffic_paused=True)  # bursts need a running generator
-    if target.static_dir is not None:
-        kwargs["static"] = target.static_dir
-    with SyncRelay(**kwargs) as relay:
-        yield relay
 
 
 def run(scenario: m.Scenario, options: RunOptions) -> RunResult:
@@ -526,143 +364,3 @@ def run(scenario: m.Scenario, options: RunOptions) -> RunResult:
 
         write_report(options.report, result.report())
     return result
-
-
-# -- report and timeline --------------------------------------------------------------------------
-
-
-def _iso(t: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parsed_sites(raw: list[dict[str, Any]] | None) -> tuple[an.AllocSite, ...] | None:
-    if raw is None:
-        return None
-    try:
-        return an.parse_alloc_counters(raw)
-    except ValueError:
-        return None
-
-
-def idle_notes(outcome: IdleOutcome) -> list[str]:
-    """Plain sentences for the report's ``notes``: who closed, what grew while idle, the slope."""
-    notes = [f"idle: subscriptions closed by the {outcome.closed_by}"]
-    if outcome.subscriptions_open:
-        notes.append(f"idle: still subscribed when told to go idle: {outcome.open_detail}")
-    if outcome.unavailable:
-        notes.append(f"idle: {outcome.unavailable}")
-    grown = an.top_sites(outcome.site_deltas, n=5, by="bytes")
-    if grown:
-        notes.append("idle: allocation sites that grew: " + ", ".join(
-            f"{d.name} +{d.bytes:,} B in {d.count} allocations" for d in grown))
-    elif outcome.measurement is not None and outcome.site_deltas:
-        notes.append("idle: no allocation site grew")
-    ts = outcome.trend.theil_sen if outcome.trend else None
-    if ts is not None:
-        notes.append(
-            f"idle: Theil-Sen totalAlloc slope {ts.slope:.1f} B/s "
-            f"({ts.confidence:.0%} CI {ts.low:.1f}..{ts.high:.1f}, n={ts.n})"
-        )
-    return notes
-
-
-def build_report(res: RunResult) -> Any:
-    """The run as a :class:`relaysim.report.Report` (schema documented in docs/report-schema.md)."""
-    import platform
-
-    import relaysim
-    from relaysim import report as rp
-
-    sc = res.scenario
-    first = res.samples[0] if res.samples else Sample(t=0.0)
-    last = res.samples[-1] if res.samples else first
-    before, after = _parsed_sites(res.initial_sites), _parsed_sites(res.final_sites)
-    totals = (res.relay_stats or {}).get("totals", {})
-    env = res.environment
-    relay_info = (res.relay_stats or {}).get("relay", {})
-    steps = tuple(
-        rp.StepTiming(index=st.index, kind=st.kind, line=st.line, start_s=round(st.start_s, 3),
-                      duration_s=round(st.seconds, 3))
-        for st in res.steps
-    )
-    cost = res.sampler_cost
-    timing = rp.Timing(
-        started_at=_iso(res.started_at),
-        finished_at=_iso(res.started_at + res.seconds),
-        duration_s=round(res.seconds, 3),
-        steps=steps,
-        sampling=rp.SamplingCost(
-            samples=int(cost.get("samples") or 0),
-            ms_per_sample=cost.get("ms_per_sample"),
-            round_trips_per_sample=cost.get("round_trips_per_sample"),
-        ),
-    )
-    notes: list[str] = []
-    for outcome in res.idle:
-        notes.extend(idle_notes(outcome))
-    if res.probe_ms is not None and res.probe_cost is not None:
-        per_call = f"{res.probe_cost.bytes_per_probe:g} B and {res.probe_ms:.3f} ms"
-        notes.append(f"probe: {per_call} per call in the page")
-    for label, figs in (("initial", res.initial_browser), ("final", res.final_browser)):
-        if figs and figs.get("metrics"):
-            m = figs["metrics"]
-            notes.append(
-                f"browser {label}: JSHeapUsedSize {m.get('JSHeapUsedSize')}, Nodes {m.get('Nodes')}, "
-                f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory "
-                f"{figs.get('ua_memory_bytes')}"
-            )
-    held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
-    if held:
-        notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
-    if res.alloc_log:
-        records = ", ".join(
-            f"{r.get('source')}.{r.get('metric')}={r.get('value')}" for r in res.alloc_log[:20]
-        )
-        notes.append(f"alloc_log: {len(res.alloc_log)} threshold records: {records}")
-    last_idle = res.idle[-1].measurement if res.idle else None
-    query = res.page_url.partition("?")[2]
-    return rp.Report(
-        scenario=rp.ScenarioInfo(name=sc.name, path=sc.path, description=sc.description,
-                                 thresholds=sc.thresholds.to_dict()),
-        app=rp.AppInfo(
-            url=res.page_url,
-            mode=("external" if not res.app.startswith("builtin") else (query or "fixed")),
-            hooks_missing=tuple(sorted({u["reason"].removeprefix("hook missing: ")
-                                        for u in res.unavailable if u["reason"].startswith("hook missing")})),
-        ),
-        environment=rp.Environment(
-            browser_name=env.get("browser_name"),
-            browser_version=env.get("browser_version"),
-            driver_version=env.get("driver_version"),
-            webdriver_url=env.get("webdriver_url"),
-            python=platform.python_version(),
-            relaysim=relaysim.__version__,
-            platform=platform.platform(),
-            dataset_name=relay_info.get("dataset") or sc.dataset,
-            dataset_sha256=relay_info.get("sha256"),
-            seed=sc.seed,
-        ),
-        timing=timing,
-        heap=rp.heap_figures(first, last, an.trend(res.samples, an.HEAP_INUSE)),
-        assertions=tuple(res.results.values()),
-        alloc_sites=rp.alloc_sites(before or (), after) if after is not None else None,
-        dom_handles=an.dom_handles(res.samples),
-        relay=rp.RelayFigures(
-            subscriptions_opened=totals.get("subs_opened"),
-            subscriptions_closed=totals.get("subs_closed"),
-            subscriptions_open_at_end=totals.get("subscriptions_active"),
-            events_pushed=totals.get("events_sent"),
-            bytes_pushed=totals.get("bytes_sent"),
-            connections=totals.get("connections_opened"),
-        ) if res.relay_stats is not None else None,
-        probe_cost=res.probe_cost,
-        idle=last_idle,
-        unavailable=tuple(rp.Unavailable(figure=u["figure"], reason=u["reason"]) for u in res.unavailable),
-        samples=rp.bound_samples(res.samples) if len(res.samples) >= 2 else tuple(res.samples),
-        cycles=res.cycles,
-        caches=an.cache_peaks(res.cache_readings) if res.cache_readings else None,
-        timeline=str(res.timeline) if res.timeline else None,
-        notes=tuple(notes),
-    )

@@ -1,0 +1,82 @@
+"""What a run points at: the app (``--app``) and the relay that feeds it.
+
+:func:`resolve_app` turns ``--app`` (``builtin``, ``builtin?leaks=...``, a URL or a directory) into an
+:class:`AppTarget`; :func:`open_relay` starts the relay a run needs (or wraps ``--relay-url``). An app
+relaysim knows nothing about is driven with :func:`generic_adapter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from relaysim.errors import UsageError
+from relaysim.scenario import model as m
+from relaysim.scenario.adapters import Adapter, parse_adapter
+
+GENERIC_READY = "return document.readyState === 'complete'"
+
+
+def generic_adapter() -> Adapter:
+    """The adapter for an app relaysim knows nothing about: wait for the page to load, no actions."""
+    return parse_adapter({"name": "generic", "ready": GENERIC_READY, "ready_timeout": 20}, "<generic>")
+
+
+@dataclass(frozen=True)
+class AppTarget:
+    """Where the app comes from: ``builtin`` (the relay serves the reference client), ``url``, or ``dir``."""
+
+    kind: str
+    spec: str
+    query: str = ""
+    url: str | None = None
+    static_dir: Path | None = None
+
+    def page_url(self, relay_http_url: str | None) -> str:
+        if self.kind == "url":
+            return self.url or self.spec
+        if relay_http_url is None:
+            raise UsageError(f"--app {self.spec} needs a relay that serves it (no --relay-url for a DIR app)")
+        base = relay_http_url.rstrip("/") + "/"
+        return base + (f"?{self.query}" if self.query else "")
+
+
+def resolve_app(spec: str) -> AppTarget:
+    """``builtin`` / ``builtin?leaks=idle`` / ``http(s)://...`` / an existing directory."""
+    if spec == "builtin" or spec.startswith("builtin?"):
+        return AppTarget("builtin", spec, query=spec.partition("?")[2])
+    if urlsplit(spec).scheme in ("http", "https"):
+        return AppTarget("url", spec, url=spec)
+    path = Path(spec)
+    if path.is_dir():
+        return AppTarget("dir", spec, static_dir=path.resolve())
+    raise UsageError(f"--app {spec!r} is neither builtin, builtin?QUERY, an http(s) URL nor a directory")
+
+
+@contextlib.contextmanager
+def open_relay(target: AppTarget, scenario: m.Scenario, relay_url: str | None) -> Iterator[Any]:
+    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``."""
+    if relay_url is not None:
+        from relaysim.browser.relay_http import RelayHttp
+
+        yield RelayHttp(relay_url)
+        return
+    from relaysim.relay import SyncRelay
+
+    kwargs: dict[str, Any] = {"dataset": scenario.dataset, "port": 0, "traffic_seed": scenario.seed}
+    rates = scenario.traffic or next(
+        (s.rates for s in scenario.walk() if isinstance(s, m.Traffic) and s.mode == "on" and s.rates), None
+    )
+    uses_traffic = any(isinstance(s, m.Traffic) for s in scenario.walk())
+    if rates is not None:
+        kwargs.update(traffic=rates, traffic_paused=scenario.traffic is None)
+    elif uses_traffic:
+        kwargs.update(traffic="notes=1/s", traffic_paused=True)  # bursts need a running generator
+    if target.static_dir is not None:
+        kwargs["static"] = target.static_dir
+    with SyncRelay(**kwargs) as relay:
+        yield relay

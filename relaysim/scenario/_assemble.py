@@ -1,0 +1,147 @@
+"""Report assembly: a finished run's :class:`~relaysim.scenario._result.RunResult` as a
+:class:`relaysim.report.Report`.
+
+:func:`build_report` is what :meth:`RunResult.report` calls; :func:`idle_notes` writes the plain sentences
+an idle measurement adds to the report's ``notes``. Nothing here measures: it only arranges what the
+runner gathered (schema in docs/report-schema.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from relaysim import analysis as an
+from relaysim.analysis import Sample
+from relaysim.browser.idle import IdleOutcome
+from relaysim.scenario._cycles import parsed_sites
+
+if TYPE_CHECKING:
+    from relaysim.scenario._result import RunResult
+
+
+def _iso(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def idle_notes(outcome: IdleOutcome) -> list[str]:
+    """Plain sentences for the report's ``notes``: who closed, what grew while idle, the slope."""
+    notes = [f"idle: subscriptions closed by the {outcome.closed_by}"]
+    if outcome.subscriptions_open:
+        notes.append(f"idle: still subscribed when told to go idle: {outcome.open_detail}")
+    if outcome.unavailable:
+        notes.append(f"idle: {outcome.unavailable}")
+    grown = an.top_sites(outcome.site_deltas, n=5, by="bytes")
+    if grown:
+        notes.append("idle: allocation sites that grew: " + ", ".join(
+            f"{d.name} +{d.bytes:,} B in {d.count} allocations" for d in grown))
+    elif outcome.measurement is not None and outcome.site_deltas:
+        notes.append("idle: no allocation site grew")
+    ts = outcome.trend.theil_sen if outcome.trend else None
+    if ts is not None:
+        notes.append(
+            f"idle: Theil-Sen totalAlloc slope {ts.slope:.1f} B/s "
+            f"({ts.confidence:.0%} CI {ts.low:.1f}..{ts.high:.1f}, n={ts.n})"
+        )
+    return notes
+
+
+def build_report(res: RunResult) -> Any:
+    """The run as a :class:`relaysim.report.Report` (schema documented in docs/report-schema.md)."""
+    import platform
+
+    import relaysim
+    from relaysim import report as rp
+
+    sc = res.scenario
+    first = res.samples[0] if res.samples else Sample(t=0.0)
+    last = res.samples[-1] if res.samples else first
+    before, after = parsed_sites(res.initial_sites), parsed_sites(res.final_sites)
+    totals = (res.relay_stats or {}).get("totals", {})
+    env = res.environment
+    relay_info = (res.relay_stats or {}).get("relay", {})
+    steps = tuple(
+        rp.StepTiming(index=st.index, kind=st.kind, line=st.line, start_s=round(st.start_s, 3),
+                      duration_s=round(st.seconds, 3))
+        for st in res.steps
+    )
+    cost = res.sampler_cost
+    timing = rp.Timing(
+        started_at=_iso(res.started_at),
+        finished_at=_iso(res.started_at + res.seconds),
+        duration_s=round(res.seconds, 3),
+        steps=steps,
+        sampling=rp.SamplingCost(
+            samples=int(cost.get("samples") or 0),
+            ms_per_sample=cost.get("ms_per_sample"),
+            round_trips_per_sample=cost.get("round_trips_per_sample"),
+        ),
+    )
+    notes: list[str] = []
+    for outcome in res.idle:
+        notes.extend(idle_notes(outcome))
+    if res.probe_ms is not None and res.probe_cost is not None:
+        per_call = f"{res.probe_cost.bytes_per_probe:g} B and {res.probe_ms:.3f} ms"
+        notes.append(f"probe: {per_call} per call in the page")
+    for label, figs in (("initial", res.initial_browser), ("final", res.final_browser)):
+        if figs and figs.get("metrics"):
+            m = figs["metrics"]
+            notes.append(
+                f"browser {label}: JSHeapUsedSize {m.get('JSHeapUsedSize')}, Nodes {m.get('Nodes')}, "
+                f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory "
+                f"{figs.get('ua_memory_bytes')}"
+            )
+    held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
+    if held:
+        notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
+    if res.alloc_log:
+        records = ", ".join(
+            f"{r.get('source')}.{r.get('metric')}={r.get('value')}" for r in res.alloc_log[:20]
+        )
+        notes.append(f"alloc_log: {len(res.alloc_log)} threshold records: {records}")
+    last_idle = res.idle[-1].measurement if res.idle else None
+    query = res.page_url.partition("?")[2]
+    return rp.Report(
+        scenario=rp.ScenarioInfo(name=sc.name, path=sc.path, description=sc.description,
+                                 thresholds=sc.thresholds.to_dict()),
+        app=rp.AppInfo(
+            url=res.page_url,
+            mode=("external" if not res.app.startswith("builtin") else (query or "fixed")),
+            hooks_missing=tuple(sorted({u["reason"].removeprefix("hook missing: ")
+                                        for u in res.unavailable if u["reason"].startswith("hook missing")})),
+        ),
+        environment=rp.Environment(
+            browser_name=env.get("browser_name"),
+            browser_version=env.get("browser_version"),
+            driver_version=env.get("driver_version"),
+            webdriver_url=env.get("webdriver_url"),
+            python=platform.python_version(),
+            relaysim=relaysim.__version__,
+            platform=platform.platform(),
+            dataset_name=relay_info.get("dataset") or sc.dataset,
+            dataset_sha256=relay_info.get("sha256"),
+            seed=sc.seed,
+        ),
+        timing=timing,
+        heap=rp.heap_figures(first, last, an.trend(res.samples, an.HEAP_INUSE)),
+        assertions=tuple(res.results.values()),
+        alloc_sites=rp.alloc_sites(before or (), after) if after is not None else None,
+        dom_handles=an.dom_handles(res.samples),
+        relay=rp.RelayFigures(
+            subscriptions_opened=totals.get("subs_opened"),
+            subscriptions_closed=totals.get("subs_closed"),
+            subscriptions_open_at_end=totals.get("subscriptions_active"),
+            events_pushed=totals.get("events_sent"),
+            bytes_pushed=totals.get("bytes_sent"),
+            connections=totals.get("connections_opened"),
+        ) if res.relay_stats is not None else None,
+        probe_cost=res.probe_cost,
+        idle=last_idle,
+        unavailable=tuple(rp.Unavailable(figure=u["figure"], reason=u["reason"]) for u in res.unavailable),
+        samples=rp.bound_samples(res.samples) if len(res.samples) >= 2 else tuple(res.samples),
+        cycles=res.cycles,
+        caches=an.cache_peaks(res.cache_readings) if res.cache_readings else None,
+        timeline=str(res.timeline) if res.timeline else None,
+        notes=tuple(notes),
+    )
