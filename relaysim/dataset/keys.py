@@ -28,7 +28,7 @@ try:  # coincurve's own cffi binding of libsecp256k1 (not a public API: see the 
 except ImportError:  # pragma: no cover - other coincurve layouts
     _ffi = _lib = None
 
-from relaysim.nostr.event import Event, EventId, PubKey, Tags, compute_id
+from relaysim.nostr.event import Event, EventId, PubKey, Tags, compute_id, pubkey_of
 
 __all__ = ["SECP256K1_ORDER", "Key", "KeyRing", "derive_secret"]
 
@@ -114,4 +114,4 @@ def viewer_pubkey(seed: bytes) -> PubKey:
 
     The relay serves it as ``/viewer.json`` so a client under test knows whose feed to show.
     """
-    return PubKey(PrivateKey(derive_secret(seed, "viewer", 0)).public_key_xonly.format().hex())
+    return pubkey_of(derive_secret(seed, "viewer", 0))
