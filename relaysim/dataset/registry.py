@@ -1,7 +1,8 @@
 """Finding specs by name and keeping built datasets in a cache.
 
-A name (``seed1``) means ``<name>.toml`` in the repository's ``datasets/`` directory (or in
-``$RELAYSIM_DATASETS`` when set); anything that looks like a path (has a ``/`` or ends in
+A name (``seed1``) means ``<name>.toml`` in ``$RELAYSIM_DATASETS`` when set, else among the specs
+shipped with the package (:func:`relaysim.resources.datasets_dir`: the repository's ``datasets/`` in
+an editable install); anything that looks like a path (has a ``/`` or ends in
 ``.toml``) is read as a spec file. Builds are cached under ``$RELAYSIM_CACHE/datasets`` (default
 ``~/.cache/relaysim/datasets``) as ``<name>-<digest>.jsonl``, where the digest covers the spec,
 the relay URL and the generator version: a changed spec or URL is a different file, never a
@@ -24,6 +25,7 @@ from relaysim.dataset.generate import DEFAULT_RELAY_URL, build, check_relay_url
 from relaysim.dataset.jsonl import write_jsonl
 from relaysim.dataset.spec import DatasetSpec, read_spec_file, spec_digest
 from relaysim.errors import UsageError
+from relaysim.resources import datasets_dir
 
 __all__ = [
     "cache_dir",
@@ -38,16 +40,13 @@ __all__ = [
 KEEP_PER_NAME = 8
 PRUNE_AFTER_SECONDS = 600
 
-_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
-_PACKAGE_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
-
 
 def dataset_dirs() -> list[Path]:
     """Where named specs are looked up, first match wins."""
     dirs = []
     if os.environ.get("RELAYSIM_DATASETS"):
         dirs.append(Path(os.environ["RELAYSIM_DATASETS"]))
-    dirs += [_REPO_DATASETS, _PACKAGE_DATASETS]
+    dirs.append(datasets_dir())
     return dirs
 
 

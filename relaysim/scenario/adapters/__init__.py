@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from relaysim.errors import UsageError
+from relaysim.resources import builtin_adapter_path
 
 __all__ = ["BUILTIN", "Action", "Adapter", "AdapterError", "load_adapter"]
 
-BUILTIN = Path(__file__).with_name("builtin.toml")
+BUILTIN = builtin_adapter_path()
 _ACTION_KEYS = {"js", "click", "index", "wait_for", "wait_js", "timeout", "settle", "description"}
 
 
