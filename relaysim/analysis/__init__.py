@@ -57,6 +57,16 @@ Cycles and caches (``_cycles``):
   Assertions ``cycle_growth`` (< ``cycle_growth_bytes``, default 4096 B/cycle) and
   ``cache_entries_bounded`` (entries / limit <= ``cache_limit_factor``, default 2; groups without a
   declared limit use ``cache_default_limit``, default 10000).
+Soak trend verdicts (``_soak``; pure, judged by ``judge_*`` into AssertionResult, not registered here):
+  ``analyze_soak(samples, events, window_s=600, confidence=0.95, warmup_s=300, settle_s=30,
+  drop_fraction=0.5, probe_bytes=0) -> SoakAnalysis(hours, samples, start_t, end_t, restarts:
+  tuple[Restart(t, before_t, heap_before, heap_after, evidence)], gaps: tuple[Gap(start_t, end_t,
+  cause)], segments: tuple[Segment(index, begins, start_t, end_t, samples, heap: Trend, dom: Trend,
+  plateau: Plateau)], alloc_rate: AllocRate(..., windows: tuple[RateWindow], lowest, ucb, why), ...)``;
+  ``judge_alloc_rate / judge_heap_trend / judge_dom_trend / judge_heap_plateau /
+  judge_restarts_per_hour(analysis, threshold)``, ``judge_soak(analysis, SoakThresholds)``;
+  ``SOAK_ASSERTION_NAMES``; helpers ``idle_periods``, ``idle_alloc_rate``, ``rolling_rates``,
+  ``segments``, ``find_restarts``, ``find_gaps``; optional figure ``APP_RESTARTS = "app_restarts"``.
 """
 
 from relaysim.analysis._cycles import (
@@ -102,6 +112,32 @@ from relaysim.analysis._samples import (
     values,
 )
 from relaysim.analysis._sites import AllocSite, SiteDelta, parse_alloc_counters, site_deltas, top_sites
+from relaysim.analysis._soak import (
+    APP_RESTARTS,
+    SOAK_ASSERTION_NAMES,
+    AllocRate,
+    Gap,
+    IdlePeriod,
+    Plateau,
+    RateWindow,
+    Restart,
+    Segment,
+    SoakAnalysis,
+    SoakThresholds,
+    analyze_soak,
+    find_gaps,
+    find_restarts,
+    idle_alloc_rate,
+    idle_periods,
+    judge_alloc_rate,
+    judge_dom_trend,
+    judge_heap_plateau,
+    judge_heap_trend,
+    judge_restarts_per_hour,
+    judge_soak,
+    rolling_rates,
+    segments,
+)
 from relaysim.analysis._trend import MannKendall, TheilSen, Trend, mann_kendall, theil_sen, trend
 from relaysim.analysis._verdict import (
     ASSERTION_NAMES,
@@ -172,4 +208,31 @@ __all__ = [
     "top_sites",
     "trend",
     "values",
+]
+
+__all__ += [  # the soak trend verdicts (_soak)
+    "APP_RESTARTS",
+    "SOAK_ASSERTION_NAMES",
+    "AllocRate",
+    "Gap",
+    "IdlePeriod",
+    "Plateau",
+    "RateWindow",
+    "Restart",
+    "Segment",
+    "SoakAnalysis",
+    "SoakThresholds",
+    "analyze_soak",
+    "find_gaps",
+    "find_restarts",
+    "idle_alloc_rate",
+    "idle_periods",
+    "judge_alloc_rate",
+    "judge_dom_trend",
+    "judge_heap_plateau",
+    "judge_heap_trend",
+    "judge_restarts_per_hour",
+    "judge_soak",
+    "rolling_rates",
+    "segments",
 ]

@@ -10,7 +10,8 @@ Model (frozen dataclasses, all keyword-only):
   dom_handles: analysis.DomHandles|None, relay: RelayFigures|None, probe_cost: analysis.ProbeCost|None,
   idle: analysis.IdleMeasurement|None, unavailable: tuple[Unavailable]=(), samples=None (bounded),
   timeline: str|None (JSONL path), notes=(), cycles: analysis.CycleGrowth|None,
-  caches: tuple[analysis.CachePeak]|None, schema_version="relaysim.report/1")``;
+  caches: tuple[analysis.CachePeak]|None, soak: analysis.SoakAnalysis|None (soak summaries only),
+  schema_version="relaysim.report/1")``;
   ``.to_dict()``, ``.to_json(indent=True) -> bytes``.
   ``ScenarioInfo(name, path, description, thresholds)``, ``AppInfo(url, mode, hooks_missing=())``,
   ``Environment(browser_name, browser_version, driver_version, webdriver_url, python, relaysim,

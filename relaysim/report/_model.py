@@ -35,6 +35,7 @@ from relaysim.analysis import (
     ProbeCost,
     Sample,
     SiteDelta,
+    SoakAnalysis,
     Trend,
     Verdict,
     figure_delta,
@@ -204,6 +205,7 @@ class Report:
     samples: tuple[Sample, ...] | None = None
     cycles: CycleGrowth | None = None
     caches: tuple[CachePeak, ...] | None = None
+    soak: SoakAnalysis | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is None:
