@@ -172,6 +172,7 @@ TOP_LEVEL = [
     "samples",
     "cycles",
     "caches",
+    "soak",
 ]
 
 
