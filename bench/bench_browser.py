@@ -42,8 +42,8 @@ def main() -> None:
                         sampler.sample()
                     c = sampler.cost()
                     label = query or " (shared mirror)"
-                    print(f"app{label} cdp={with_cdp}: {c['ms_per_sample']:.2f} ms/sample, "
-                          f"{c['round_trips_per_sample']:.2f} round trips/sample over {c['samples']} samples")
+                    print(f"app{label} cdp={with_cdp}: {c.ms_per_sample:.2f} ms/sample, "
+                          f"{c.round_trips_per_sample:.2f} round trips/sample over {c.samples} samples")
                 print(f"  session start {start_s:.2f} s; probe cost {cost.bytes_per_probe:g} B/probe "
                       f"(min {cost.min_bytes:g}, max {cost.max_bytes:g}, {cost.calls_measured} calls)")
                 sampler = Sampler(session, interval=args.interval)

@@ -12,6 +12,10 @@ Two families below it, kept apart as h11 keeps its Local/Remote errors apart:
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
+from typing import Protocol
+
 
 class RelaysimError(Exception):
     """Root of every error relaysim raises on purpose."""
@@ -51,3 +55,34 @@ class InvalidFilter(ProtocolError):
 
 class InvalidMessage(ProtocolError):
     """A client message could not be understood at all (not JSON, not an array, unknown verb)."""
+
+
+class ExitCode(enum.IntEnum):
+    """The exit status of every command that judges (``run``, ``soak``, ``explore``, ``compare``).
+
+    One table for all of them (README, "Exit codes"): 0 passed (or nothing found), 1 an assertion failed
+    (or a regression or a leak was found), 2 a usage error or unusable input, 3 nothing could be judged
+    (every asserted figure unavailable; ``--allow-unavailable`` makes that 0).
+    """
+
+    PASSED = 0
+    FAILED = 1
+    USAGE = 2
+    NOT_JUDGED = 3
+
+
+class _Judged(Protocol):
+    @property
+    def verdict(self) -> str: ...
+
+
+def exit_code_for(results: Iterable[_Judged], allow_unavailable: bool = False) -> ExitCode:
+    """FAILED if any result failed; NOT_JUDGED if there were results and none could be judged (all
+    UNAVAILABLE) unless ``allow_unavailable``; else PASSED. Some UNAVAILABLE beside a PASS is a pass:
+    the report names what was missing."""
+    verdicts = [str(r.verdict) for r in results]
+    if "FAIL" in verdicts:
+        return ExitCode.FAILED
+    if verdicts and all(v == "UNAVAILABLE" for v in verdicts) and not allow_unavailable:
+        return ExitCode.NOT_JUDGED
+    return ExitCode.PASSED

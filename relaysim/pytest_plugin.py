@@ -16,27 +16,36 @@ Options: ``--relaysim-browser chromium|firefox|remote``,
 ``--relaysim-adapter FILE``. A test can pick its own app with
 ``@pytest.mark.relaysim_app("builtin?leaks=idle")``.
 
-Assertion helpers (plain functions, also on the :class:`App`): :func:`assert_idle_rate`,
-:func:`assert_heap_delta`, :func:`assert_dom_handles`, :func:`assert_subscriptions_closed`,
-:func:`assert_thread_events_released`. They judge with :func:`relaysim.analysis.evaluate` and the seed's
-thresholds, so a test fails with the same verdict and detail a ``relaysim run`` report would show.
+Assertion helpers: :func:`assert_passes` judges any registered assertion by name on an
+:class:`~relaysim.analysis.Evidence` (threshold keys as keyword overrides); :func:`assert_idle_rate`,
+:func:`assert_heap_delta`, :func:`assert_dom_handles`, :func:`assert_subscriptions_closed` and
+:func:`assert_thread_events_released` are short forms of it. They judge through the assertion registry
+with the seed's thresholds, so a test fails with the same verdict and detail a ``relaysim run`` report
+would show.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from relaysim import analysis as an
 from relaysim.analysis import AssertionResult, Evidence, Sample, ThreadClose, Thresholds, Verdict
 
+if TYPE_CHECKING:
+    from relaysim.browser.idle import IdleOutcome
+
+# Browser and scenario modules are imported inside the fixtures that need them: this plugin loads in
+# every pytest run of a project that has relaysim installed, and selenium should not slow those down.
+
 __all__ = [
     "App",
     "assert_dom_handles",
     "assert_heap_delta",
     "assert_idle_rate",
+    "assert_passes",
     "assert_subscriptions_closed",
     "assert_thread_events_released",
 ]
@@ -59,7 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- assertion helpers ---------------------------------------------------------------------------------
 
 
-def _check(result: AssertionResult, allow_unavailable: bool = False) -> AssertionResult:
+def assert_passes(
+    name: str, evidence: Evidence, *, allow_unavailable: bool = False, **thresholds: float
+) -> AssertionResult:
+    """Judge the registered assertion ``name`` on ``evidence`` (threshold keys as keyword overrides, e.g.
+    ``idle_rate_bps=2048``) and raise ``AssertionError`` with its verdict and detail unless it passes.
+
+    Every assertion in :data:`relaysim.analysis.ASSERTIONS` works here, the shipped ones and any a
+    project registers, with the same detail a ``relaysim run`` report would show."""
+    result = an.get_assertion(name).judge(evidence, Thresholds(**thresholds))
     if result.verdict == Verdict.FAIL or (result.verdict == Verdict.UNAVAILABLE and not allow_unavailable):
         measured = "unavailable" if result.measured is None else f"{result.measured:,.1f} {result.unit}"
         raise AssertionError(
@@ -69,49 +86,42 @@ def _check(result: AssertionResult, allow_unavailable: bool = False) -> Assertio
     return result
 
 
-def _judge(name: str, evidence: Evidence, thresholds: Thresholds | None) -> AssertionResult:
-    return an.evaluate(evidence, thresholds, (name,))[0]
-
-
-def assert_idle_rate(outcome: Any, limit: float = 1024.0) -> AssertionResult:
-    """The idle rate (probe cost taken out) is below ``limit`` B/s; names the grown sites on failure."""
-    result = _judge(
-        "idle_rate",
-        Evidence(idle=outcome.measurement, idle_unavailable=outcome.unavailable,
-                 subscriptions_open_when_idle=outcome.subscriptions_open),
-        Thresholds(idle_rate_bps=limit),
+def idle_evidence(outcome: IdleOutcome) -> Evidence:
+    """The evidence an idle protocol outcome gives (rate, sites that grew, subscriptions held)."""
+    return Evidence(
+        idle=outcome.measurement,
+        idle_unavailable=outcome.unavailable,
+        idle_site_deltas=tuple(outcome.site_deltas),
+        subscriptions_open_when_idle=outcome.subscriptions_open,
+        subscriptions_detail=outcome.open_detail or None,
     )
-    if result.verdict == Verdict.FAIL:
-        grown = an.top_sites(outcome.site_deltas, n=3)
-        if grown:
-            import dataclasses
-
-            sites = ", ".join(f"{d.name} +{d.bytes:,} B" for d in grown)
-            result = dataclasses.replace(result, detail=f"{result.detail}; grew while idle: {sites}")
-    return _check(result)
 
 
-def assert_subscriptions_closed(outcome: Any) -> AssertionResult:
+def assert_idle_rate(outcome: IdleOutcome, limit: float = 1024.0) -> AssertionResult:
+    """The idle rate (probe cost taken out) is below ``limit`` B/s; names the grown sites on failure."""
+    return assert_passes("idle_rate", idle_evidence(outcome), idle_rate_bps=limit)
+
+
+def assert_subscriptions_closed(outcome: IdleOutcome) -> AssertionResult:
     """When told to go idle the client held no subscription on the relay."""
-    return _check(_judge("subscriptions_closed_when_idle",
-                         Evidence(subscriptions_open_when_idle=outcome.subscriptions_open), None))
+    return assert_passes("subscriptions_closed_when_idle", idle_evidence(outcome))
 
 
 def assert_heap_delta(before: Sample, after: Sample, limit: float = 20 * 1024 * 1024) -> AssertionResult:
     """heapInuse grew by less than ``limit`` bytes between two samples."""
-    return _check(_judge("heap_delta", Evidence(samples=(before, after)), Thresholds(heap_delta_bytes=limit)))
+    return assert_passes("heap_delta", Evidence(samples=(before, after)), heap_delta_bytes=limit)
 
 
 def assert_dom_handles(samples: Sequence[Sample], limit: float = 3000) -> AssertionResult:
     """The DOM handle table stayed below ``limit`` in every sample."""
-    evidence = Evidence(samples=tuple(samples))
-    return _check(_judge("dom_handles_max", evidence, Thresholds(dom_handles_max=limit)))
+    return assert_passes("dom_handles_max", Evidence(samples=tuple(samples)), dom_handles_max=limit)
 
 
 def assert_thread_events_released(closes: Sequence[ThreadClose], limit: float = 0) -> AssertionResult:
     """After every thread close the app holds at most ``limit`` threadEvents entries."""
-    return _check(_judge("thread_events_released", Evidence(thread_closes=tuple(closes)),
-                         Thresholds(thread_events_retained_max=limit)))
+    return assert_passes(
+        "thread_events_released", Evidence(thread_closes=tuple(closes)), thread_events_retained_max=limit
+    )
 
 
 # -- the app under test --------------------------------------------------------------------------------
@@ -122,17 +132,15 @@ class App:
 
     def __init__(self, session: Any, relay: Any, url: str, adapter: Any, interval: float = 0.5) -> None:
         from relaysim.browser import Sampler
+        from relaysim.browser.idle import relay_figures
 
         self.session = session
         self.driver = session.driver
         self.relay = relay
         self.url = url
         self.adapter = adapter
-        self.sampler = Sampler(session, interval=interval, relay_figures=self._relay_figures)
+        self.sampler = Sampler(session, interval=interval, relay_figures=lambda: relay_figures(relay))
         self.thread_closes: list[ThreadClose] = []
-
-    def _relay_figures(self) -> dict[str, Any]:
-        return {an.RELAY_SUBSCRIPTIONS: self.relay.stats()["totals"].get("subscriptions_active")}
 
     def load(self) -> App:
         self.driver.get(self.url)
@@ -201,14 +209,11 @@ def relaysim_app_spec(pytestconfig: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def relay(relaysim_app_spec: str) -> Iterator[Any]:
     """One relay for the session: seed1, serving the builtin client or the ``--relaysim-app`` directory."""
-    from relaysim.relay import SyncRelay
+    from relaysim.relay import RelayConfig, SyncRelay
     from relaysim.scenario.runner import resolve_app
 
     target = resolve_app(relaysim_app_spec)
-    kwargs: dict[str, Any] = {"dataset": "seed1", "port": 0}
-    if target.static_dir is not None:
-        kwargs["static"] = target.static_dir
-    with SyncRelay(**kwargs) as r:
+    with SyncRelay(RelayConfig(dataset="seed1", static=target.static_dir)) as r:
         yield r
 
 
@@ -228,19 +233,11 @@ def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
 @pytest.fixture
 def app(request: pytest.FixtureRequest, browser: Any, relay: Any, relaysim_app_spec: str) -> App:
     """The app under test, loaded and ready (the ``relaysim_app`` marker overrides ``--relaysim-app``)."""
-    from relaysim.scenario.adapters import load_adapter
-    from relaysim.scenario.runner import generic_adapter, resolve_app
+    from relaysim.scenario._app import adapter_for, resolve_app
 
     marker = request.node.get_closest_marker("relaysim_app")
-    spec = marker.args[0] if marker else relaysim_app_spec
-    target = resolve_app(spec)
-    adapter_path = _opt(request.config, "--relaysim-adapter")
-    if adapter_path:
-        adapter = load_adapter(adapter_path)
-    elif target.kind == "builtin":
-        adapter = load_adapter("builtin")
-    else:
-        adapter = generic_adapter()
+    target = resolve_app(marker.args[0] if marker else relaysim_app_spec)
+    adapter = adapter_for(target, _opt(request.config, "--relaysim-adapter"))
     return App(browser, relay, target.page_url(relay.http_url), adapter).load()
 
 

@@ -107,8 +107,8 @@ def test_sampler_counts_its_own_cost(session):
     assert ts == sorted(ts) and 0.35 < ts[-1] - ts[0] < 2
     cost = sampler.cost()
     # one execute_script for all hooks + one getMetrics, plus one Performance.enable on the first sample
-    assert 2 <= cost["round_trips_per_sample"] <= 2.5
-    assert cost["ms_per_sample"] > 0
+    assert 2 <= cost.round_trips_per_sample <= 2.5
+    assert cost.ms_per_sample > 0
     assert sampler.last.handles == 7
 
 

@@ -16,7 +16,7 @@ from relaysim.browser import BrowserSpec
 from relaysim.cli import main
 from relaysim.relay import SyncRelay
 from relaysim.scenario import load_scenario
-from relaysim.scenario.runner import RunOptions, resolve_app, run
+from relaysim.scenario.runner import RunOptions, build_report, resolve_app, run
 
 pytestmark = pytest.mark.browser
 
@@ -219,8 +219,8 @@ def test_cli_page_script_error_is_one_line_exit_2(tmp_path, capsys):
 def test_app_without_hooks_reports_browser_figures_and_lists_what_is_missing(tmp_path):
     root = _static(tmp_path, NO_HOOKS_PAGE)
     result = run(_scenario(tmp_path), RunOptions(app=str(root)))
-    report = result.report()
-    assert result.exit_code == 0  # nothing failed; what could not be measured says so
+    report = build_report(result)
+    assert result.exit_code() == 0  # nothing failed; what could not be measured says so
     missing = {u.figure: u.reason for u in report.unavailable}
     assert missing["totalAlloc"] == "hook missing: __moxie_mem_stats"
     assert missing["dom_handles"] == "hook missing: __moxie_dom_handles"
@@ -235,14 +235,28 @@ def test_app_without_hooks_reports_browser_figures_and_lists_what_is_missing(tmp
     assert report.relay.subscriptions_opened == 1
     # browser-level figures are there, from CDP, in every sample
     assert all(s.get("nodes") and s.get("js_heap_used") for s in result.samples)
-    assert result.initial_browser["metrics"]["Nodes"] > 0
-    assert result.initial_browser["dom_counters"]["nodes"] > 0
+    assert result.initial_browser.metrics["Nodes"] > 0
+    assert result.initial_browser.dom_counters["nodes"] > 0
+    # the missing hooks come from typed values, not from parsing reason text
+    assert {u.missing_hook for u in report.unavailable if u.missing_hook} == set(report.app.hooks_missing)
+
+
+def test_cli_nothing_judged_exits_3_unless_unavailable_is_allowed(tmp_path, capsys):
+    """Every asserted figure unavailable (an app without hooks, memory assertions only): exit 3, not a
+    pass that could not have failed; --allow-unavailable makes it 0."""
+    root = _static(tmp_path, NO_HOOKS_PAGE)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "s"\n[[steps]]\ndo = "wait"\nseconds = 1\n'
+                        '[[steps]]\ndo = "assert"\nnames = ["heap_delta", "dom_handles_max"]\n')
+    assert main(["run", str(scenario), "--app", str(root)]) == 3
+    assert "UNAVAILABLE" in capsys.readouterr().out
+    assert main(["run", str(scenario), "--app", str(root), "--allow-unavailable"]) == 0
 
 
 def test_client_that_keeps_a_subscription_fails_with_that_fact(tmp_path):
     root = _static(tmp_path, STUBBORN_PAGE)
     result = run(_scenario(tmp_path), RunOptions(app=str(root)))
-    assert result.exit_code == 1
+    assert result.exit_code() == 1
     subs = result.results["subscriptions_closed_when_idle"]
     assert (subs.verdict.value, subs.measured) == ("FAIL", 1)
     idle = result.results["idle_rate"]
@@ -255,7 +269,7 @@ def test_run_against_a_relay_given_by_url(tmp_path):
     with SyncRelay(dataset="seed1", port=0) as relay:
         options = RunOptions(app="builtin", relay_url=relay.url, idle_window=2, idle_settle=1)
         result = run(_scenario(tmp_path), options)
-    assert result.exit_code == 0
+    assert result.exit_code() == 0
     assert result.results["subscriptions_closed_when_idle"].measured == 0
     assert result.idle[0].closed_by == "app"
 

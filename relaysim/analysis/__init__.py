@@ -35,15 +35,20 @@ Allocation sites (``_sites``):
   ``parse_alloc_counters(raw_hook_result) -> tuple[AllocSite(site, name, count, bytes)]`` (ValueError);
   ``site_deltas(before, after) -> list[SiteDelta(site, name, count, bytes, total_count, total_bytes)]``;
   ``top_sites(deltas, n=10, by="bytes"|"count")``.
-Assertions (``_verdict``):
-  ``Thresholds`` (seed defaults: idle_rate_bps=1024, heap_delta_bytes=20 MiB,
-  heap_inuse_after_5min_bytes=64 MiB, heap_inuse_after_s=300, dom_handles_max=3000,
-  subscriptions_open_when_idle_max=0, thread_events_retained_max=0); ``.with_overrides(mapping)``
-  (``ThresholdError(key, msg)``), ``Thresholds.keys()``, ``.to_dict()``.
-  ``ASSERTION_NAMES = ("idle_rate", "heap_delta", "heap_inuse_after_5min", "dom_handles_max",
-  "subscriptions_closed_when_idle", "thread_events_released")``.
-  ``Evidence(samples=(), initial=None, final=None, start_t=None, idle=None, idle_unavailable=None,
-  subscriptions_open_when_idle=None, thread_closes=())``; ``ThreadClose(before_open, after_close, label)``.
+Assertions (``_verdict``: the framework; ``_assertions``: the shipped ones, each declared once):
+  ``Assertion(name, summary, unit, thresholds: tuple[Threshold(key, default, doc)], measure,
+  comparison="<", requires=None|"idle"|"thread"|"cycles", requires_text, reads, explain)``;
+  ``register(assertion)``, ``ASSERTIONS`` (name -> Assertion), ``get_assertion(name)``,
+  ``assertion_names()``, ``ASSERTION_NAMES`` (the shipped eight: idle_rate, heap_delta,
+  heap_inuse_after_5min, dom_handles_max, subscriptions_closed_when_idle, thread_events_released,
+  cycle_growth, cache_entries_bounded). ``measure(evidence, thresholds) -> Measured(value, detail) |
+  NotMeasured(why)``; ``Assertion.judge(evidence, thresholds)``.
+  ``Thresholds(**overrides)``: every registered key with the seed's defaults (``th.idle_rate_bps`` or
+  ``th["idle_rate_bps"]``); ``.with_overrides(mapping)`` (``ThresholdError(key, msg)``),
+  ``Thresholds.known_keys()``, ``.to_dict()``.
+  ``Evidence(samples, initial, final, start_t, idle, idle_unavailable, idle_site_deltas,
+  subscriptions_open_when_idle, subscriptions_detail, thread_closes, cycles, cycles_unavailable,
+  cache_readings, cache_unavailable, alloc_log)``; ``ThreadClose(before_open, after_close, label)``.
   ``evaluate(evidence, thresholds=None, names=None) -> list[AssertionResult]``;
   ``AssertionResult(name, threshold, measured|None, unit, verdict, detail, comparison)``;
   ``Verdict.PASS|FAIL|UNAVAILABLE`` (str enum); ``overall_verdict(results)``.
@@ -69,6 +74,7 @@ Soak trend verdicts (``_soak``; pure, judged by ``judge_*`` into AssertionResult
   ``segments``, ``find_restarts``, ``find_gaps``; optional figure ``APP_RESTARTS = "app_restarts"``.
 """
 
+from relaysim.analysis import _assertions  # noqa: F401  (registers the shipped assertions)
 from relaysim.analysis._cycles import (
     CacheGroupSize,
     CachePeak,
@@ -106,6 +112,8 @@ from relaysim.analysis._samples import (
     CounterReset,
     DomHandles,
     Sample,
+    SamplingCost,
+    Unavailable,
     dom_handles,
     figure_delta,
     rate,
@@ -140,18 +148,29 @@ from relaysim.analysis._soak import (
 )
 from relaysim.analysis._trend import MannKendall, TheilSen, Trend, mann_kendall, theil_sen, trend
 from relaysim.analysis._verdict import (
-    ASSERTION_NAMES,
+    ASSERTIONS,
+    Assertion,
     AssertionResult,
     Evidence,
+    Measured,
+    NotMeasured,
     ThreadClose,
+    Threshold,
     ThresholdError,
     Thresholds,
     Verdict,
+    assertion_names,
     evaluate,
+    get_assertion,
     overall_verdict,
+    register,
 )
 
+ASSERTION_NAMES: tuple[str, ...] = assertion_names()
+"""The shipped assertions' names, in report order (:func:`assertion_names` includes later registrations)."""
+
 __all__ = [
+    "ASSERTIONS",
     "ASSERTION_NAMES",
     "DOM_HANDLES",
     "FIGURES",
@@ -167,6 +186,7 @@ __all__ = [
     "UASM_BYTES",
     "WASM_MEMORY_BYTES",
     "AllocSite",
+    "Assertion",
     "AssertionResult",
     "CacheGroupSize",
     "CachePeak",
@@ -178,16 +198,22 @@ __all__ = [
     "Evidence",
     "IdleMeasurement",
     "MannKendall",
+    "Measured",
+    "NotMeasured",
     "ProbeCost",
     "Sample",
+    "SamplingCost",
     "SiteDelta",
     "TheilSen",
     "ThreadClose",
+    "Threshold",
     "ThresholdError",
     "Thresholds",
     "Trend",
+    "Unavailable",
     "Verdict",
     "WindowRate",
+    "assertion_names",
     "cache_peaks",
     "cache_ratio",
     "compensated_rate",
@@ -195,6 +221,7 @@ __all__ = [
     "dom_handles",
     "evaluate",
     "figure_delta",
+    "get_assertion",
     "idle_windows",
     "mann_kendall",
     "measure_idle",
@@ -203,6 +230,7 @@ __all__ = [
     "parse_alloc_counters",
     "parse_cache_sizes",
     "rate",
+    "register",
     "site_deltas",
     "theil_sen",
     "top_sites",

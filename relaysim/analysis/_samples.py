@@ -33,6 +33,8 @@ __all__ = [
     "CounterReset",
     "DomHandles",
     "Sample",
+    "SamplingCost",
+    "Unavailable",
     "dom_handles",
     "figure_delta",
     "rate",
@@ -189,3 +191,28 @@ def values(samples: Sequence[Sample], figure: str) -> tuple[list[float], list[fl
             ts.append(s.t)
             vs.append(float(v))
     return ts, vs
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A figure that could not be read, and why; ``missing_hook`` names the app hook that is absent
+    (``__moxie_mem_stats`` ...) when that is the reason, so a report lists missing hooks without
+    parsing reason text."""
+
+    figure: str
+    reason: str
+    missing_hook: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"figure": self.figure, "reason": self.reason, "missing_hook": self.missing_hook}
+
+
+@dataclass(frozen=True)
+class SamplingCost:
+    """What sampling cost the harness: samples taken, ms and WebDriver round trips per sample, and the
+    interval in force at the end (``None`` where nothing was sampled)."""
+
+    samples: int
+    ms_per_sample: float | None = None
+    round_trips_per_sample: float | None = None
+    interval_seconds: float | None = None

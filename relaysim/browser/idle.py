@@ -30,7 +30,14 @@ from relaysim.analysis import IdleMeasurement, ProbeCost, Sample, SiteDelta, Tre
 from relaysim.browser.probes import call_close_all
 from relaysim.browser.sampler import Sampler
 
-__all__ = ["IdleOutcome", "RelayLike", "close_everything", "open_subscriptions", "run_idle_protocol"]
+__all__ = [
+    "IdleOutcome",
+    "RelayLike",
+    "close_everything",
+    "open_subscriptions",
+    "relay_figures",
+    "run_idle_protocol",
+]
 
 
 class RelayLike(Protocol):
@@ -39,6 +46,16 @@ class RelayLike(Protocol):
     def close_subscriptions(self, conn_id: int) -> Any: ...
 
     def wait_idle(self, settle: float = 5.0, timeout: float | None = None) -> Any: ...
+
+
+def relay_figures(relay: RelayLike) -> dict[str, float | int | None]:
+    """The relay's side of a sample: subscriptions it holds open, events and bytes it has sent."""
+    totals = relay.stats().get("totals", {})
+    return {
+        an.RELAY_SUBSCRIPTIONS: totals.get("subscriptions_active"),
+        "relay_events_sent": totals.get("events_sent"),
+        "relay_bytes_sent": totals.get("bytes_sent"),
+    }
 
 
 def open_subscriptions(stats: dict[str, Any]) -> dict[int, list[str]]:

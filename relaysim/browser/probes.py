@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relaysim import analysis
-from relaysim.analysis import ProbeCost
+from relaysim.analysis import ProbeCost, Unavailable
 from relaysim.browser.drivers import BrowserSession, CdpUnavailable
 
 __all__ = [
@@ -125,17 +125,6 @@ return performance.measureUserAgentSpecificMemory().then((m) => ({
 
 
 @dataclass(frozen=True)
-class Unavailable:
-    """A figure relaysim could not read, and why (``hook missing: __moxie_mem_stats`` ...)."""
-
-    figure: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"figure": self.figure, "reason": self.reason}
-
-
-@dataclass(frozen=True)
 class AppSample:
     """One reading of the app's hooks; ``t`` is the page's own clock in seconds (timeOrigin + now)."""
 
@@ -171,7 +160,10 @@ class AppSample:
     def unavailable(self) -> list[Unavailable]:
         out = []
         for hook in self.missing:
-            out.extend(Unavailable(fig, f"hook missing: {hook}") for fig in HOOK_FIGURES.get(hook, (hook,)))
+            out.extend(
+                Unavailable(fig, f"hook missing: {hook}", missing_hook=hook)
+                for fig in HOOK_FIGURES.get(hook, (hook,))
+            )
         for hook, error in self.errors.items():
             figures = HOOK_FIGURES.get(hook, (hook,))
             out.extend(Unavailable(fig, f"hook {hook} threw: {error}") for fig in figures)

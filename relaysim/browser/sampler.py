@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from relaysim import analysis as an
-from relaysim.analysis import Sample
+from relaysim.analysis import Sample, SamplingCost
 from relaysim.browser.drivers import BrowserSession
 from relaysim.browser.probes import AppSample, enable_metrics, read_app, read_metrics
 
@@ -131,14 +131,13 @@ class Sampler:
             taken.append(self.sample(phase))
         return taken
 
-    def cost(self) -> dict[str, float | int | None]:
+    def cost(self) -> SamplingCost:
         """What sampling cost so far: ms and WebDriver round trips per sample."""
         if not self.count:
-            return {"samples": 0, "ms_per_sample": None, "round_trips_per_sample": None,
-                    "interval_seconds": self.interval}
-        return {
-            "samples": self.count,
-            "ms_per_sample": round(1000.0 * self.sample_seconds / self.count, 3),
-            "round_trips_per_sample": round(self.sample_round_trips / self.count, 3),
-            "interval_seconds": self.interval,
-        }
+            return SamplingCost(0, None, None, self.interval)
+        return SamplingCost(
+            samples=self.count,
+            ms_per_sample=round(1000.0 * self.sample_seconds / self.count, 3),
+            round_trips_per_sample=round(self.sample_round_trips / self.count, 3),
+            interval_seconds=self.interval,
+        )

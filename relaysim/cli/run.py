@@ -1,7 +1,9 @@
 """``relaysim run [SCENARIO]``: run one scenario against a client in a real browser and judge it.
 
-Exit status: 0 when every assertion passed (an UNAVAILABLE one is shown, not failed), 1 when an
-assertion failed, 2 for a usage or environment problem (one line on stderr, no traceback).
+Exit status (the README's table, :class:`relaysim.errors.ExitCode`): 0 when no assertion failed (an
+UNAVAILABLE one beside a PASS is shown, not failed), 1 when an assertion failed, 2 for a usage or
+environment problem (one line on stderr, no traceback), 3 when nothing could be judged (every asserted
+figure unavailable; ``--allow-unavailable`` makes that 0).
 Without SCENARIO the embedded default runs: ``scenarios/feed-browsing.toml`` against the built-in
 reference client.
 """
@@ -43,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--idle-settle", type=float, default=None, metavar="S",
                    help="seconds since the last EOSE before an idle window (overrides the scenario's)")
     p.add_argument("--headed", action="store_true", help="show the browser window")
+    p.add_argument("--allow-unavailable", action="store_true",
+                   help="exit 0, not 3, when no asserted figure could be read")
     p.set_defaults(func=run_command)
 
 
@@ -97,15 +101,16 @@ def run_command(args: argparse.Namespace) -> int:
     print_result(result)
     if args.report:
         print(f"report: {args.report}")
-    return result.exit_code
+    return int(result.exit_code(args.allow_unavailable))
 
 
 def print_result(result: Any, file: Any = None) -> None:
     """The assertion table (:func:`relaysim.report.render_table`), then what it cost and what is missing."""
     from relaysim.report import render_table
+    from relaysim.scenario.runner import build_report
 
     out = file or sys.stdout
-    out.write(render_table(result.report(), width=110))
+    out.write(render_table(build_report(result), width=110))
     for outcome in result.idle:
         if outcome.subscriptions_open:
             out.write(f"still subscribed when told to go idle: {outcome.open_detail}\n")
@@ -113,6 +118,6 @@ def print_result(result: Any, file: Any = None) -> None:
     probe = result.probe_cost
     probe_text = "unavailable" if probe is None else f"{probe.bytes_per_probe:g} B"
     out.write(
-        f"{result.seconds:.1f} s; {cost.get('samples')} samples at {cost.get('ms_per_sample')} ms and "
-        f"{cost.get('round_trips_per_sample')} WebDriver round trips each; probe cost {probe_text}\n"
+        f"{result.seconds:.1f} s; {cost.samples} samples at {cost.ms_per_sample} ms and "
+        f"{cost.round_trips_per_sample} WebDriver round trips each; probe cost {probe_text}\n"
     )

@@ -34,9 +34,11 @@ from relaysim.analysis import (
     IdleMeasurement,
     ProbeCost,
     Sample,
+    SamplingCost,
     SiteDelta,
     SoakAnalysis,
     Trend,
+    Unavailable,
     Verdict,
     figure_delta,
     overall_verdict,
@@ -117,15 +119,6 @@ class StepTiming:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SamplingCost:
-    """What sampling cost: samples taken, ms per sample, WebDriver round trips per sample."""
-
-    samples: int
-    ms_per_sample: float | None = None
-    round_trips_per_sample: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class Timing:
     """Wall-clock start and end (ISO 8601 UTC), duration, per-step timings, sampling cost."""
 
@@ -172,14 +165,6 @@ class RelayFigures:
     events_pushed: int | None = None
     bytes_pushed: int | None = None
     connections: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Unavailable:
-    """A figure the run could not read, and why (e.g. "app lacks __moxie_mem_stats")."""
-
-    figure: str
-    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from relaysim.errors import UsageError
 from relaysim.scenario import model as m
-from relaysim.scenario.adapters import Adapter, parse_adapter
+from relaysim.scenario.adapters import Adapter, load_adapter, parse_adapter
 
 GENERIC_READY = "return document.readyState === 'complete'"
 
@@ -24,6 +24,16 @@ GENERIC_READY = "return document.readyState === 'complete'"
 def generic_adapter() -> Adapter:
     """The adapter for an app relaysim knows nothing about: wait for the page to load, no actions."""
     return parse_adapter({"name": "generic", "ready": GENERIC_READY, "ready_timeout": 20}, "<generic>")
+
+
+def adapter_for(target: AppTarget, adapter_path: str | None = None) -> Adapter:
+    """The adapter that drives ``target``: ``adapter_path`` when given, the built-in client's own, or
+    :func:`generic_adapter` for an app relaysim knows nothing about."""
+    if adapter_path:
+        return load_adapter(adapter_path)
+    if target.kind == "builtin":
+        return load_adapter("builtin")
+    return generic_adapter()
 
 
 @dataclass(frozen=True)

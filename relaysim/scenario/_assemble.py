@@ -8,20 +8,21 @@ runner gathered (schema in docs/report-schema.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime as dt
+import platform
 
+import relaysim
 from relaysim import analysis as an
+from relaysim import report as rp
 from relaysim.analysis import Sample
 from relaysim.browser.idle import IdleOutcome
-from relaysim.scenario._cycles import parsed_sites
+from relaysim.browser.probes import BrowserFigures
+from relaysim.scenario._result import RunResult
 
-if TYPE_CHECKING:
-    from relaysim.scenario._result import RunResult
+__all__ = ["build_report", "idle_notes"]
 
 
 def _iso(t: float) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -47,17 +48,23 @@ def idle_notes(outcome: IdleOutcome) -> list[str]:
     return notes
 
 
-def build_report(res: RunResult) -> Any:
+def _browser_note(label: str, figs: BrowserFigures | None) -> str | None:
+    if figs is None or not figs.metrics:
+        return None
+    m = figs.metrics
+    ua = None if figs.ua_memory is None else figs.ua_memory.get("bytes")
+    return (
+        f"browser {label}: JSHeapUsedSize {m.get('JSHeapUsedSize')}, Nodes {m.get('Nodes')}, "
+        f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory {ua}"
+    )
+
+
+def build_report(res: RunResult) -> rp.Report:
     """The run as a :class:`relaysim.report.Report` (schema documented in docs/report-schema.md)."""
-    import platform
-
-    import relaysim
-    from relaysim import report as rp
-
     sc = res.scenario
     first = res.samples[0] if res.samples else Sample(t=0.0)
     last = res.samples[-1] if res.samples else first
-    before, after = parsed_sites(res.initial_sites), parsed_sites(res.final_sites)
+    before, after = res.initial_sites, res.final_sites
     totals = (res.relay_stats or {}).get("totals", {})
     env = res.environment
     relay_info = (res.relay_stats or {}).get("relay", {})
@@ -72,11 +79,7 @@ def build_report(res: RunResult) -> Any:
         finished_at=_iso(res.started_at + res.seconds),
         duration_s=round(res.seconds, 3),
         steps=steps,
-        sampling=rp.SamplingCost(
-            samples=int(cost.get("samples") or 0),
-            ms_per_sample=cost.get("ms_per_sample"),
-            round_trips_per_sample=cost.get("round_trips_per_sample"),
-        ),
+        sampling=cost,
     )
     notes: list[str] = []
     for outcome in res.idle:
@@ -85,13 +88,9 @@ def build_report(res: RunResult) -> Any:
         per_call = f"{res.probe_cost.bytes_per_probe:g} B and {res.probe_ms:.3f} ms"
         notes.append(f"probe: {per_call} per call in the page")
     for label, figs in (("initial", res.initial_browser), ("final", res.final_browser)):
-        if figs and figs.get("metrics"):
-            m = figs["metrics"]
-            notes.append(
-                f"browser {label}: JSHeapUsedSize {m.get('JSHeapUsedSize')}, Nodes {m.get('Nodes')}, "
-                f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory "
-                f"{figs.get('ua_memory_bytes')}"
-            )
+        note = _browser_note(label, figs)
+        if note:
+            notes.append(note)
     held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
     if held:
         notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
@@ -108,8 +107,7 @@ def build_report(res: RunResult) -> Any:
         app=rp.AppInfo(
             url=res.page_url,
             mode=("external" if not res.app.startswith("builtin") else (query or "fixed")),
-            hooks_missing=tuple(sorted({u["reason"].removeprefix("hook missing: ")
-                                        for u in res.unavailable if u["reason"].startswith("hook missing")})),
+            hooks_missing=res.hooks_missing,
         ),
         environment=rp.Environment(
             browser_name=env.get("browser_name"),
@@ -138,7 +136,7 @@ def build_report(res: RunResult) -> Any:
         ) if res.relay_stats is not None else None,
         probe_cost=res.probe_cost,
         idle=last_idle,
-        unavailable=tuple(rp.Unavailable(figure=u["figure"], reason=u["reason"]) for u in res.unavailable),
+        unavailable=tuple(res.unavailable),
         samples=rp.bound_samples(res.samples) if len(res.samples) >= 2 else tuple(res.samples),
         cycles=res.cycles,
         caches=an.cache_peaks(res.cache_readings) if res.cache_readings else None,

@@ -12,7 +12,7 @@ from typing import Any
 
 from relaysim import analysis as an
 from relaysim.browser import Sampler
-from relaysim.scenario import model as m
+from relaysim.scenario.model import Scenario
 
 
 def parsed_sites(raw: list[dict[str, Any]] | None) -> tuple[an.AllocSite, ...] | None:
@@ -33,7 +33,7 @@ def read_cycle(sampler: Sampler, phase: str) -> an.CycleReading:
 
 
 def measured_growth(
-    scenario: m.Scenario, readings: list[an.CycleReading]
+    scenario: Scenario, readings: list[an.CycleReading]
 ) -> tuple[an.CycleGrowth | None, str | None]:
     """The growth per cycle of the scenario's measured repeat: (growth, None), (None, why), or (None, None)
     when the scenario measures no cycles."""

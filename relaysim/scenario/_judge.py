@@ -1,23 +1,18 @@
-"""Judging a run: the evidence gathered so far, and failing results that name what grew.
+"""Judging a run: the evidence gathered so far, as :class:`relaysim.analysis.Evidence`.
 
-:func:`gather_evidence` builds :class:`relaysim.analysis.Evidence` from the sampler and the run's result;
-the runner feeds it to :func:`relaysim.analysis.evaluate` and passes each result through :func:`explain`,
-which adds the allocation sites, held subscriptions or handle-table marks behind a failure.
-:func:`result_dict` is a result as recorded in a checkpoint.
+:func:`gather_evidence` builds it from the sampler and the run's result; the runner hands it to
+:func:`relaysim.analysis.evaluate`, where each assertion's own ``explain`` names what grew or what was
+held when it fails (the registry, not this module, knows what each assertion needs).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Any
-
 from relaysim import analysis as an
-from relaysim.analysis import AssertionResult, Evidence, Verdict
+from relaysim.analysis import Evidence
 from relaysim.browser import Sampler
+from relaysim.scenario._result import RunResult
 
-if TYPE_CHECKING:
-    from relaysim.browser.idle import IdleOutcome
-    from relaysim.scenario._result import RunResult
+__all__ = ["gather_evidence"]
 
 
 def gather_evidence(
@@ -42,45 +37,13 @@ def gather_evidence(
         start_t=start_t,
         idle=idle.measurement if idle else None,
         idle_unavailable=idle.unavailable if idle else None,
+        idle_site_deltas=tuple(idle.site_deltas) if idle else (),
         subscriptions_open_when_idle=subscriptions_open_when_idle,
+        subscriptions_detail=(idle.open_detail or None) if idle else None,
         thread_closes=tuple(result.thread_closes),
         cycles=growth,
         cycles_unavailable=cycles_why,
         cache_readings=tuple(sampler.cache_readings),
         cache_unavailable=cache_why,
+        alloc_log=tuple(sampler.alloc_log),
     )
-
-
-def explain(r: AssertionResult, alloc_log: list[dict[str, Any]], idle: list[IdleOutcome]) -> AssertionResult:
-    """A failing idle rate names the allocation sites that grew during the idle window; a failing
-    subscription check names the subscriptions the relay still held; a failing handle count the
-    handle table's threshold records."""
-    if r.name == "dom_handles_max" and r.verdict == Verdict.FAIL:
-        # the seed's threshold log names the table that grew and when it crossed each mark
-        marks = [str(x.get("value")) for x in alloc_log if x.get("source") == "dom"]
-        if marks:
-            return dataclasses.replace(
-                r, detail=f"{r.detail}; __moxie_alloc_log: dom _elements.size reached {', '.join(marks)}"
-            )
-    if r.name == "subscriptions_closed_when_idle" and r.verdict == Verdict.FAIL and idle:
-        held = idle[-1].open_detail
-        return dataclasses.replace(r, detail=f"{r.detail}: {held}") if held else r
-    if r.name != "idle_rate" or r.verdict != Verdict.FAIL or not idle:
-        return r
-    grown = an.top_sites(idle[-1].site_deltas, n=3, by="bytes")
-    if not grown:
-        return r
-    sites = ", ".join(f"{d.name} +{d.bytes:,} B" for d in grown)
-    return dataclasses.replace(r, detail=f"{r.detail}; grew while idle: {sites}")
-
-
-def result_dict(r: AssertionResult) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "threshold": r.threshold,
-        "comparison": r.comparison,
-        "measured": r.measured,
-        "unit": r.unit,
-        "verdict": str(r.verdict),
-        "detail": r.detail,
-    }

@@ -1,6 +1,8 @@
-"""What a run measured: :class:`RunResult` (filled in by the runner) and its :class:`StepRecord` rows.
+"""What a run measured: :class:`RunResult` (filled in by the runner), its :class:`StepRecord` rows and
+:class:`Checkpoint` judgements.
 
-Plain data; :meth:`RunResult.report` hands it to :func:`relaysim.scenario._assemble.build_report`.
+Plain typed data, kept typed to the report: :func:`relaysim.scenario._assemble.build_report` is the one
+way from a result to a :class:`relaysim.report.Report`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from relaysim import analysis as an
-from relaysim.analysis import AssertionResult, Sample, ThreadClose, Verdict
+from relaysim.analysis import AssertionResult, Sample, SamplingCost, ThreadClose, Unavailable, Verdict
 from relaysim.browser.idle import IdleOutcome
-from relaysim.scenario import model as m
-from relaysim.scenario._assemble import build_report
+from relaysim.browser.probes import BrowserFigures
+from relaysim.errors import ExitCode, exit_code_for
+from relaysim.scenario.model import Scenario
+
+__all__ = ["Checkpoint", "RunResult", "StepRecord"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepRecord:
+    """One executed step: index in run order, kind, source line, duration, detail, start offset (s)."""
+
     index: int
     kind: str
     line: int | None
@@ -26,27 +33,39 @@ class StepRecord:
     start_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The results an ``assert`` step (``at = "step 12"``) or the end of the run (``"end"``) judged."""
+
+    at: str
+    results: tuple[AssertionResult, ...]
+
+
 @dataclass
 class RunResult:
-    """Everything a run measured; :meth:`report` turns it into the JSON report."""
+    """Everything a run measured; :func:`relaysim.scenario.build_report` turns it into the JSON report.
 
-    scenario: m.Scenario
+    ``relay_stats`` is the relay's ``/stats`` document at the end (JSON as the relay wrote it: its
+    schema is the relay's, docs/relay.md); ``environment`` the browser session's description.
+    """
+
+    scenario: Scenario
     app: str
     page_url: str
     results: dict[str, AssertionResult] = field(default_factory=dict)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
     idle: list[IdleOutcome] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     probe_cost: an.ProbeCost | None = None
     probe_ms: float | None = None
-    sampler_cost: dict[str, Any] = field(default_factory=dict)
-    initial_browser: dict[str, Any] | None = None
-    final_browser: dict[str, Any] | None = None
-    initial_sites: list[dict[str, Any]] | None = None
-    final_sites: list[dict[str, Any]] | None = None
-    unavailable: list[dict[str, str]] = field(default_factory=list)
+    sampler_cost: SamplingCost = field(default_factory=lambda: SamplingCost(0))
+    initial_browser: BrowserFigures | None = None
+    final_browser: BrowserFigures | None = None
+    initial_sites: tuple[an.AllocSite, ...] | None = None
+    final_sites: tuple[an.AllocSite, ...] | None = None
+    unavailable: list[Unavailable] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     relay_stats: dict[str, Any] | None = None
     alloc_log: list[dict[str, Any]] = field(default_factory=list)
@@ -63,10 +82,10 @@ class RunResult:
         return an.overall_verdict(self.results.values())
 
     @property
-    def exit_code(self) -> int:
-        """0 when nothing failed (UNAVAILABLE is reported, not failed), 1 when an assertion failed."""
-        return 1 if self.verdict == Verdict.FAIL else 0
+    def hooks_missing(self) -> tuple[str, ...]:
+        """The app hooks that were absent (sorted), from the typed :class:`Unavailable` entries."""
+        return tuple(sorted({u.missing_hook for u in self.unavailable if u.missing_hook}))
 
-    def report(self) -> Any:
-        """The :class:`relaysim.report.Report` of this run."""
-        return build_report(self)
+    def exit_code(self, allow_unavailable: bool = False) -> ExitCode:
+        """The exit-code table's answer for this run (README, "Exit codes")."""
+        return exit_code_for(self.results.values(), allow_unavailable)

@@ -10,41 +10,34 @@ step's position in the data (its index path) back to the line it was written on.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relaysim.analysis import ASSERTION_NAMES, ThresholdError, Thresholds
+from relaysim.analysis import ASSERTIONS, ThresholdError, Thresholds
 from relaysim.errors import UsageError
-from relaysim.scenario.model import (
-    PAGES,
-    STEP_KINDS,
-    Assert,
-    Back,
-    BrowserOptions,
-    CloseAll,
-    Feed,
-    MeasureIdle,
-    Notifications,
-    Open,
-    OpenProfile,
-    OpenThread,
-    Repeat,
-    SampleInterval,
-    Scenario,
-    Scroll,
-    Step,
-    Traffic,
-    Wait,
+from relaysim.scenario._args import (
+    ArgType,
+    BadValue,
+    Choice,
+    Flag,
+    FloatRange,
+    IntRange,
+    Rates,
+    StepList,
+    Text,
+    UnknownName,
 )
+from relaysim.scenario._step import STEP_CLASSES, BadStep, Step, arguments, walk
+from relaysim.scenario.model import BrowserOptions, Scenario
+from relaysim.scenario.steps import Assert, Repeat, Traffic
+from relaysim.traffic.rates import parse_rates
 
 __all__ = ["load_scenario", "parse_scenario", "resolve_scenario"]
 
 BROWSERS = ("chromium", "firefox", "remote")
-TRAFFIC_MODES = ("on", "off", "burst")
 _REPO_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
@@ -173,149 +166,6 @@ class _Lines:
         return self.key("steps")
 
 
-# --- value checks ------------------------------------------------------------------------------
-
-
-class _Bad(Exception):
-    """A value is wrong; the message completes "<what> ..." (e.g. "must be an integer >= 1, got 0")."""
-
-
-Check = Callable[[object], object]
-
-
-def _num(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int(lo: int, hi: int | None = None) -> Check:
-    def check(v: object) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
-            rng = f">= {lo}" if hi is None else f"from {lo} to {hi}"
-            raise _Bad(f"must be an integer {rng}, got {v!r}")
-        return v
-
-    return check
-
-
-def _float(lo: float, strict: bool) -> Check:
-    def check(v: object) -> float:
-        if not _num(v) or (v <= lo if strict else v < lo):  # type: ignore[operator]
-            raise _Bad(f"must be a number {'>' if strict else '>='} {lo:g}, got {v!r}")
-        return float(v)  # type: ignore[arg-type]
-
-    return check
-
-
-def _bool(v: object) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad(f"must be true or false, got {v!r}")
-    return v
-
-
-def _str(v: object) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise _Bad(f"must be a non-empty string, got {v!r}")
-    return v
-
-
-def _text(v: object) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, got {v!r}")
-    return v
-
-
-def _choice(options: Sequence[str]) -> Check:
-    def check(v: object) -> str:
-        if v not in options:
-            raise _Bad(f"must be one of: {', '.join(options)}; got {v!r}")
-        return v  # type: ignore[return-value]
-
-    return check
-
-
-def _page_arg(v: object) -> int | str:
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-        return v
-    if isinstance(v, str) and v.strip():
-        return v
-    raise _Bad(f"must be an index >= 0 or an id string, got {v!r}")
-
-
-def _rates(v: object) -> str:
-    text = _str(v)
-    from relaysim.traffic.rates import parse_rates
-
-    try:
-        parse_rates(text)
-    except UsageError as exc:
-        raise _Bad(f"is not a traffic spec: {exc}") from None
-    return text
-
-
-def _traffic_kind(v: object) -> str:
-    from relaysim.traffic.rates import KIND_NAMES
-
-    return _choice(KIND_NAMES)(v)  # type: ignore[return-value]
-
-
-def _names(v: object) -> tuple[str, ...]:
-    if v == "all":
-        return ASSERTION_NAMES
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-        raise _Bad(f'must be "all" or a non-empty list of assertion names, got {v!r}')
-    for name in v:
-        if name not in ASSERTION_NAMES:
-            raise _Unknown(f"unknown assertion {name!r} (expected one of: all, {', '.join(ASSERTION_NAMES)})")
-    return tuple(dict.fromkeys(v))
-
-
-def _site_names(v: object) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-        raise _Bad(f"must be a list of allocation site names, got {v!r}")
-    return tuple(dict.fromkeys(v))
-
-
-class _Unknown(_Bad):
-    """Like _Bad, but the message stands on its own (no "<what>" prefix)."""
-
-
-# Per step kind: argument name -> (check, required).
-_ARGS: dict[str, dict[str, tuple[Check, bool]]] = {
-    "open": {"page": (_choice(PAGES), True), "arg": (_page_arg, False)},
-    "scroll": {"n": (_int(1, 1000), False), "pause": (_float(0, False), False)},
-    "open_thread": {"k": (_int(0), False), "k_step": (_int(0, 1000), False)},
-    "open_profile": {"k": (_int(0), False), "from_thread": (_bool, False), "k_step": (_int(0, 1000), False)},
-    "back": {"n": (_int(1, 100), False)},
-    "notifications": {},
-    "feed": {},
-    "wait": {"seconds": (_float(0, True), True)},
-    "traffic": {
-        "mode": (_choice(TRAFFIC_MODES), True),
-        "rates": (_rates, False),
-        "kind": (_traffic_kind, False),
-        "n": (_int(1, 10_000), False),
-    },
-    "close_all": {},
-    "measure_idle": {
-        "settle": (_float(0, False), False),
-        "window": (_float(0, True), False),
-        "windows": (_int(1, 10), False),
-    },
-    "assert": {"names": (_names, True)},
-    "sample": {"interval": (_float(0, True), True)},
-    "repeat": {
-        "times": (_int(1, 10_000), True),
-        "steps": (lambda v: v, True),
-        "measure_cycles": (_bool, False),
-        "warmup": (_int(0, 10_000), False),
-        "ignore_sites": (_site_names, False),
-    },
-}
-assert tuple(sorted(_ARGS)) == STEP_KINDS
-
-
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -341,127 +191,67 @@ class _Parser:
         return tuple(self.step(item, (*path, i)) for i, item in enumerate(raw))
 
     def step(self, raw: dict[str, object], path: tuple[int, ...]) -> Step:
+        """One step, read through its class's declaration (:func:`relaysim.scenario._step.arguments`)."""
         preorder = self.preorder
         self.preorder += 1
         line = self.where.step(path, preorder)
 
-        def at(key: str) -> int | None:
-            return self.where.step(path, preorder, key)
+        def at(key: str | None) -> int | None:
+            return line if key is None else self.where.step(path, preorder, key)
 
-        expected = f"expected one of: {', '.join(STEP_KINDS)}"
+        kinds = tuple(sorted(STEP_CLASSES))
+        expected = f"expected one of: {', '.join(kinds)}"
         if "do" not in raw:
             raise self.fail(line, f"step has no 'do' key ({expected})")
         kind = raw["do"]
-        if not isinstance(kind, str) or kind not in _ARGS:
+        if not isinstance(kind, str) or kind not in STEP_CLASSES:
             raise self.fail(at("do"), f"unknown step {kind!r} ({expected})")
-        spec = _ARGS[kind]
-        args: dict[str, object] = {}
+        cls = STEP_CLASSES[kind]
+        spec = {a.name: a for a in arguments(cls)}
+        values: dict[str, object] = {}
         for key, value in raw.items():
             if key == "do":
                 continue
-            if key not in spec:
+            a = spec.get(key)
+            if a is None:
                 takes = f"expected: {', '.join(spec)}" if spec else "it takes none"
                 raise self.fail(at(key), f"step '{kind}' takes no argument {key!r} ({takes})")
-            if kind == "repeat" and key == "steps":
-                continue
-            check, _ = spec[key]
+            if isinstance(a.type, StepList):
+                continue  # read below, once this step's own arguments are known good
             try:
-                args[key] = check(value)
-            except _Unknown as exc:
+                values[key] = a.type.check(value)
+            except UnknownName as exc:
                 raise self.fail(at(key), str(exc)) from None
-            except _Bad as exc:
+            except BadValue as exc:
                 raise self.fail(at(key), f"{kind}.{key} {exc}") from None
-        for key, (_, required) in spec.items():
-            if required and key not in raw:
-                raise self.fail(line, f"step '{kind}' needs {key!r}")
-        return self.build(kind, args, raw, path, line, at)
-
-    def build(self, kind, args, raw, path, line, at) -> Step:  # type: ignore[no-untyped-def]
-        if "k_step" in args and len(path) == 1:
-            raise self.fail(
-                at("k_step"), f"{kind}.k_step needs an enclosing repeat (it advances k on each pass)"
-            )
-        match kind:
-            case "open":
-                return Open(line=line, **args)
-            case "scroll":
-                return Scroll(line=line, **args)
-            case "open_thread":
-                return OpenThread(line=line, **args)
-            case "open_profile":
-                if args.get("from_thread") and "k" in args:
-                    raise self.fail(line, "open_profile takes either 'k' or 'from_thread = true', not both")
-                if args.get("from_thread") and "k_step" in args:
-                    raise self.fail(at("k_step"), "open_profile.k_step needs 'k', not 'from_thread = true'")
-                return OpenProfile(line=line, **args)
-            case "back":
-                return Back(line=line, **args)
-            case "notifications":
-                return Notifications(line=line)
-            case "feed":
-                return Feed(line=line)
-            case "wait":
-                return Wait(line=line, **args)
-            case "traffic":
-                return self.traffic(args, line, at)
-            case "close_all":
-                return CloseAll(line=line)
-            case "measure_idle":
-                return MeasureIdle(line=line, **args)
-            case "assert":
-                return Assert(line=line, **args)
-            case "sample":
-                return SampleInterval(line=line, **args)
-            case "repeat":
-                body = self.steps(raw["steps"], path, at("steps"))
-                self.check_cycles(args, path, line, at)
-                return Repeat(line=line, steps=body, **{k: v for k, v in args.items() if k != "steps"})
-        raise AssertionError(kind)  # pragma: no cover - _ARGS and this match list the same kinds
-
-    def traffic(self, args: dict[str, object], line: int | None, at: Callable[[str], int | None]) -> Traffic:
-        mode = args["mode"]
-        allowed = {"on": {"rates"}, "off": set(), "burst": {"kind", "n"}}[mode]  # type: ignore[index]
-        for key in ("rates", "kind", "n"):
-            if key in args and key not in allowed:
-                raise self.fail(at(key), f"traffic mode '{mode}' takes no {key!r}")
-        for key in sorted(allowed - {"rates"}):  # `on` may reuse the mix given before (checked in order)
-            if key not in args:
-                raise self.fail(line, f"traffic mode '{mode}' needs {key!r}")
-        return Traffic(line=line, **args)  # type: ignore[arg-type]
-
-    def check_cycles(self, args, path, line, at) -> None:  # type: ignore[no-untyped-def]
-        """``measure_cycles`` and its options: a top-level repeat, at least one pass measured."""
-        measured = args.get("measure_cycles", False)
-        for key in ("warmup", "ignore_sites"):
-            if key in args and not measured:
-                raise self.fail(at(key), f"repeat.{key} needs measure_cycles = true")
-        if not measured:
-            return
-        if len(path) > 1:
-            raise self.fail(at("measure_cycles"), "measure_cycles is allowed only on a top-level repeat")
-        warmup = args.get("warmup", 1)
-        if warmup >= args["times"]:
-            raise self.fail(
-                at("warmup") if "warmup" in args else line,
-                f"repeat.warmup ({warmup}) must be less than times ({args['times']}): "
-                "no pass would be measured",
-            )
+        for a in spec.values():
+            if a.required and a.name not in raw:
+                raise self.fail(line, f"step '{kind}' needs {a.name!r}")
+        for a in spec.values():
+            if isinstance(a.type, StepList):
+                values[a.name] = self.steps(raw[a.name], path, at(a.name))
+        built = cls(line=line, **values)
+        try:
+            built.validate(frozenset(k for k in raw if k != "do"), nested=len(path) > 1)
+        except BadStep as exc:
+            raise self.fail(at(exc.key), str(exc)) from None
+        return built
 
     # semantic checks across steps
     def check_order(self, steps: tuple[Step, ...], traffic: str | None) -> None:
         """Checks that need the steps in document order (each message names the step's line).
 
+        An ``assert`` may name an assertion only after a step that provides what it requires
+        (:attr:`relaysim.analysis.Assertion.requires`, e.g. a ``measure_idle`` for ``idle_rate``).
         One run has one traffic mix: the relay's generator is built with its rates when the relay
         starts, and ``traffic`` steps only pause, resume or burst it. So every ``on`` step must give
         the same rates as the top-level ``traffic`` or the first ``on`` step (or none, to reuse them).
         """
-        from relaysim.scenario.model import walk
-        from relaysim.traffic.rates import parse_rates
-
         mix = parse_rates(traffic).describe() if traffic else None
-        idle_seen = thread_seen = False
+        provided: set[str] = set()
         cycles_line: int | None = None
         for step in walk(steps):
+            provided |= step.provides()
             if isinstance(step, Repeat) and step.measure_cycles:
                 if cycles_line is not None:
                     raise self.fail(
@@ -482,20 +272,12 @@ class _Parser:
                         f"traffic rates '{step.rates}' differ from '{mix}' given before: a run has one "
                         'traffic mix (pause it with mode = "off", resume with mode = "on")',
                     )
-            elif isinstance(step, MeasureIdle):
-                idle_seen = True
-            elif isinstance(step, OpenThread) or (isinstance(step, Open) and step.page == "thread"):
-                thread_seen = True
             elif isinstance(step, Assert):
                 for name in step.names:
-                    if name in ("idle_rate", "subscriptions_closed_when_idle") and not idle_seen:
-                        raise self.fail(step.line, f"assert {name!r} needs a measure_idle step before it")
-                    if name == "thread_events_released" and not thread_seen:
-                        raise self.fail(step.line, f"assert {name!r} needs an open_thread step before it")
-                    if name == "cycle_growth" and cycles_line is None:
-                        raise self.fail(
-                            step.line, f"assert {name!r} needs a repeat with measure_cycles = true before it"
-                        )
+                    needs = ASSERTIONS[name].requires
+                    if needs is not None and needs not in provided:
+                        text = ASSERTIONS[name].requires_text
+                        raise self.fail(step.line, f"assert {name!r} needs {text} before it")
 
 
 _TOP_KEYS = (
@@ -511,15 +293,15 @@ _TOP_KEYS = (
     "thresholds",
     "traffic",
 )
-_TOP_CHECKS: dict[str, Check] = {
-    "name": _str,
-    "description": _text,
-    "app": _str,
-    "dataset": _str,
-    "seed": _int(0),
-    "traffic": _rates,
-    "sample_interval": _float(0, True),
-    "probe_calls": _int(2, 1000),
+_TOP_CHECKS: dict[str, ArgType] = {
+    "name": Text(),
+    "description": Text(nonempty=False),
+    "app": Text(),
+    "dataset": Text(),
+    "seed": IntRange(0),
+    "traffic": Rates(),
+    "sample_interval": FloatRange(0, strict=True),
+    "probe_calls": IntRange(2, 1000),
 }
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
@@ -551,8 +333,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     for key, check in _TOP_CHECKS.items():
         if key in data:
             try:
-                fields[key] = check(data[key])
-            except _Bad as exc:
+                fields[key] = check.check(data[key])
+            except BadValue as exc:
                 raise p.fail(where.key(key), f"{key!r} {exc}") from None
 
     thresholds = Thresholds()
@@ -589,19 +371,19 @@ def _window_size(ws: object) -> tuple[int, int]:
         and len(ws) == 2
         and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in ws)
     ):
-        raise _Bad(f"must be [width, height] in pixels, got {ws!r}")
+        raise BadValue(f"must be [width, height] in pixels, got {ws!r}")
     return (ws[0], ws[1])
 
 
 def _str_list(v: object) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
-        raise _Bad(f"must be a list of strings, got {v!r}")
+        raise BadValue(f"must be a list of strings, got {v!r}")
     return tuple(v)
 
 
-_BROWSER_CHECKS: dict[str, Check] = {
-    "name": _choice(BROWSERS),
-    "headless": _bool,
+_BROWSER_CHECKS: dict[str, Callable[[object], object]] = {
+    "name": Choice(BROWSERS).check,
+    "headless": Flag().check,
     "window_size": _window_size,
     "args": _str_list,
 }
@@ -621,6 +403,6 @@ def _browser(p: _Parser, raw: object) -> BrowserOptions:
             )
         try:
             options[key] = check(value)
-        except _Bad as exc:
+        except BadValue as exc:
             raise p.fail(where.key(key, "browser"), f"browser.{key} {exc}") from None
     return BrowserOptions(**options)  # type: ignore[arg-type]
