@@ -18,6 +18,7 @@ from pathlib import Path
 
 from relaysim.analysis import ASSERTIONS, ThresholdError, Thresholds
 from relaysim.errors import UsageError
+from relaysim.resources import scenarios_dir
 from relaysim.scenario._args import (
     ArgType,
     BadValue,
@@ -38,16 +39,16 @@ from relaysim.traffic.rates import parse_rates
 __all__ = ["load_scenario", "parse_scenario", "resolve_scenario"]
 
 BROWSERS = ("chromium", "firefox", "remote")
-_REPO_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def resolve_scenario(name_or_path: str | Path) -> Path:
-    """A path as given if it exists; else ``scenarios/<name>.toml`` (cwd, then the source tree)."""
+    """A path as given if it exists; else ``scenarios/<name>.toml`` in the current folder, then the
+    shipped scenario of that name (package data, so it works from any folder after a wheel install)."""
     p = Path(name_or_path)
     if p.exists():
         return p
     if p.suffix == "" and len(p.parts) == 1:
-        for root in (Path("scenarios"), _REPO_SCENARIOS):
+        for root in (Path("scenarios"), scenarios_dir()):
             candidate = root / f"{p.name}.toml"
             if candidate.exists():
                 return candidate
