@@ -28,7 +28,7 @@ from relaysim.dataset.rng import Rng, WeightedPicker
 from relaysim.errors import InvalidEvent
 from relaysim.nostr.event import Event, event_from_json, pubkey_of, sign_event, verify_event
 from relaysim.nostr.nip19 import EventPointer, ProfilePointer, find_nostr_uris
-from relaysim.traffic.bolt11 import decode_invoice
+from relaysim.nostr.zap import read_zap_receipt
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 URL = DEFAULT_RELAY_URL
@@ -297,22 +297,16 @@ def test_zap_receipts_embed_a_signed_request_whose_amount_matches_bolt11(events,
     zappers = {e.pubkey for e in receipts}
     assert len(zappers) == 1
     for receipt in receipts:
-        description = receipt.first_tag_value("description")
-        request = event_from_json(description)  # verifies the 9734 signature
-        assert request.kind == 9734
-        invoice = decode_invoice(receipt.first_tag_value("bolt11"))
-        assert invoice.amount_msat == int(request.first_tag_value("amount"))
-        assert invoice.description_hash == hashlib.sha256(description.encode()).digest()
-        preimage = bytes.fromhex(receipt.first_tag_value("preimage"))
-        assert invoice.payment_hash == hashlib.sha256(preimage).digest()
-        assert receipt.first_tag_value("p") == request.first_tag_value("p")
-        assert receipt.first_tag_value("e") == request.first_tag_value("e")
-        assert receipt.first_tag_value("P") == request.pubkey
+        zap = read_zap_receipt(receipt)  # NIP-57 Appendix F: request signature, amount, hashes
+        request = zap.request
         assert request.first_tag_value("relays") == URL
+        assert request.first_tag_value("lnurl").startswith("lnurl1")
         target = by_id[receipt.first_tag_value("e")]
         assert target.pubkey == receipt.first_tag_value("p")
-        assert request.created_at <= receipt.created_at
+        assert receipt.first_tag_value("k") == request.first_tag_value("k") == str(target.kind)
+        assert zap.invoice.timestamp == request.created_at <= receipt.created_at
         assert receipt.content == ""
+        assert [t[0] for t in receipt.tags] == ["p", "P", "e", "k", "bolt11", "description", "preimage"]
 
 
 def test_deletions_only_delete_the_authors_own_events(events, by_id):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relaysim.errors import InvalidEvent
 from relaysim.nostr import (
     Event,
+    Keypair,
     KindClass,
     compute_id,
     event_from_json,
@@ -24,6 +25,7 @@ from relaysim.nostr import (
     sign_event,
     verify_event,
 )
+from relaysim.nostr._secp import NativeKey
 
 SECRET = bytes.fromhex("67dea2ed018072d675f5415ecfaed7d2597555e202d85b3d65ea4e58d2d92ffa")
 AUX = bytes(32)
@@ -120,9 +122,16 @@ def test_bip340_table_is_complete():
 def test_bip340_signing_vectors(row):
     _, secret, pubkey, aux, message, signature, _ = row
     assert pubkey_of(bytes.fromhex(secret)) == pubkey.lower()
-    # The same call sign_event makes: the id is the 32-byte message, aux is pinned.
-    sig = PrivateKey(bytes.fromhex(secret)).sign_schnorr(bytes.fromhex(message), bytes.fromhex(aux))
-    assert sig.hex() == signature.lower()
+    # The call sign_event makes (the id is the 32-byte message, aux is pinned), through the
+    # precomputed keypair, through coincurve's PrivateKey (the fallback), and coincurve itself.
+    key = Keypair(bytes.fromhex(secret))
+    assert key.pubkey == pubkey.lower()
+    msg, aux_bytes = bytes.fromhex(message), bytes.fromhex(aux)
+    assert key.sign_schnorr(msg, aux_bytes).hex() == signature.lower()
+    fallback = NativeKey(bytes.fromhex(secret), native=False)
+    assert fallback.xonly.hex() == pubkey.lower()
+    assert fallback.sign_schnorr(msg, aux_bytes).hex() == signature.lower()
+    assert PrivateKey(bytes.fromhex(secret)).sign_schnorr(msg, aux_bytes).hex() == signature.lower()
     assert _verify(pubkey, signature, message)
 
 
@@ -161,6 +170,40 @@ def test_sign_and_verify_event():
 def test_sign_event_refuses_short_aux():
     with pytest.raises(ValueError, match="aux must be exactly 32 bytes"):
         sign_event(SECRET, created_at=1, kind=1, aux=b"short")
+
+
+ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+secret_keys = st.integers(1, ORDER - 1).map(lambda n: n.to_bytes(32, "big"))
+
+
+@settings(max_examples=30)
+@given(secret=secret_keys, aux=st.binary(min_size=32, max_size=32))
+def test_a_keypair_signs_exactly_as_its_secret_does(secret, aux):
+    key = Keypair(secret)
+    assert key.pubkey == pubkey_of(secret) == PrivateKey(secret).public_key_xonly.format().hex()
+    fields = {"created_at": 1700000000, "kind": 1, "tags": [["t", "x"]], "content": "hé 🤙", "aux": aux}
+    event = sign_event(key, **fields)
+    assert event == sign_event(secret, **fields)
+    assert bytes.fromhex(event.sig) == PrivateKey(secret).sign_schnorr(bytes.fromhex(event.id), aux)
+    verify_event(event)
+
+
+@pytest.mark.parametrize(
+    "secret", [bytes(32), ORDER.to_bytes(32, "big"), b"\xff" * 32, SECRET[:31], SECRET + b"\x00"]
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_keypair_refuses_what_is_not_a_secret_key(secret, native):
+    with pytest.raises(ValueError):
+        NativeKey(secret, native=native)
+    with pytest.raises(ValueError):
+        sign_event(secret, created_at=1, kind=1, aux=AUX)
+
+
+def test_keypair_is_a_value_that_keeps_its_secret_out_of_its_repr():
+    key = Keypair(SECRET)
+    assert key == Keypair(SECRET) and hash(key) == hash(Keypair(SECRET))
+    assert key != Keypair(bytes(31) + b"\x07")
+    assert SECRET.hex() not in repr(key) and key.pubkey in repr(key)
 
 
 @settings(max_examples=60)

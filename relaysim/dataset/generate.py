@@ -21,15 +21,14 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from bech32 import bech32_encode, convertbits
-
 from relaysim.dataset.content import EMOJI, Text, http_origin
-from relaysim.dataset.keys import Key, KeyRing, derive_secret
+from relaysim.dataset.keys import KeyRing, derive_secret
 from relaysim.dataset.rng import Rng, WeightedPicker
 from relaysim.dataset.spec import DatasetSpec
 from relaysim.errors import UsageError
-from relaysim.nostr.event import Event, EventId, PubKey, Tags
+from relaysim.nostr.event import Event, EventId, Keypair, PubKey
 from relaysim.nostr.nip19 import nevent_encode, nprofile_encode
+from relaysim.nostr.zap import ZAP_RECEIPT, ZAP_REQUEST, lnurl_encode, zap_receipt_tags, zap_request_tags
 
 __all__ = [
     "DEFAULT_RELAY_URL",
@@ -184,7 +183,7 @@ class _Builder:
         self.strangers = [self.keys.key("stranger", i).pubkey for i in range(acc.strangers)]
         self.ln_node = derive_secret(self.seed, "lightning-node", 0)
         self.author_picker = WeightedPicker.zipf(self.authors, offset=8.0)
-        self.followed: list[Key] = []
+        self.followed: list[Keypair] = []
         self.viewer_notes: list[_Note] = []
         self.viral: list[_Note] = []
         self.popularity: list[_Note] = []
@@ -192,10 +191,9 @@ class _Builder:
     # --- helpers -------------------------------------------------------------------------------
 
     def sign(
-        self, key: Key, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str
+        self, key: Keypair, created_at: int, kind: int, tags: Sequence[Sequence[str]], content: str
     ) -> Event:
-        frozen: Tags = tuple(tuple(tag) for tag in tags)
-        event = self.keys.sign(key, created_at=created_at, kind=kind, tags=frozen, content=content)
+        event = self.keys.sign(key, created_at=created_at, kind=kind, tags=tags, content=content)
         self.events.append(event)
         return event
 
@@ -228,7 +226,7 @@ class _Builder:
     def write_note(
         self,
         rng: Rng,
-        author: Key,
+        author: Keypair,
         created_at: int,
         *,
         tags: list[list[str]] | None = None,
@@ -253,7 +251,7 @@ class _Builder:
                     tags.append(["p", quoted.pubkey, self.url])
         return self.sign(author, created_at, 1, tags + extra, prefix + body + suffix)
 
-    def reply(self, rng: Rng, parent: _Note, author: Key, *, pooled: bool = True) -> _Note:
+    def reply(self, rng: Rng, parent: _Note, author: Keypair, *, pooled: bool = True) -> _Note:
         """A NIP-10 reply: marked ``root``/``reply`` e tags, parent's p tags plus parent's author.
 
         ``pooled=False`` keeps it out of the pools later phases draw targets from.
@@ -352,7 +350,7 @@ class _Builder:
                     self.reply(rng, parent, self.author_picker.pick(rng))
                 parent = child
 
-    def key_of(self, pubkey: str) -> Key:
+    def key_of(self, pubkey: str) -> Keypair:
         return self.author_by_pubkey[pubkey]
 
     def scattered_replies(self) -> None:
@@ -453,7 +451,7 @@ class _Builder:
                 suffix="\n\n" + self.quote_uri(quoted.id, quoted.pubkey),
             )
 
-    def reply_in_viewer_thread(self, rng: Rng, parent: _Note, author: Key) -> _Note:
+    def reply_in_viewer_thread(self, rng: Rng, parent: _Note, author: Keypair) -> _Note:
         # Replies in the viewer's threads stay out of the general pools (deletions, popularity).
         note = self.reply(rng, parent, author, pooled=False)
         self.protected.add(note.event.id)
@@ -488,7 +486,7 @@ class _Builder:
             tags = [["e", target.id, self.url], ["p", target.pubkey, self.url]]
             self.sign(author, self.after(rng, target.created_at, 48 * HOUR), 6, tags, content)
 
-    def react(self, rng: Rng, reactor: Key, target: Event, within: int) -> None:
+    def react(self, rng: Rng, reactor: Keypair, target: Event, within: int) -> None:
         """Kind 7 (NIP-25): like, dislike, emoji or custom emoji, e/p/k tags."""
         roll = rng.below(100)
         extra: list[list[str]] = []
@@ -532,47 +530,28 @@ class _Builder:
 
         The bolt11 is well-formed and signed by a made-up node key, with the request's amount in
         its prefix and the request's sha256 as its description hash. It is not a payable invoice:
-        nothing here ever touches Lightning.
+        nothing here ever touches Lightning. The request is signed but not published.
         """
-        from relaysim.traffic.bolt11 import encode_invoice  # deferred: traffic imports the dataset
-
         sender = self.author_picker.pick(rng)
         amount_msat = rng.pick(ZAP_AMOUNTS_SAT) * 1000
         requested_at = self.after(rng, target.created_at, 48 * HOUR)
-        name = sender.pubkey[:12]
-        lnurl_words = convertbits(f"https://example.com/.well-known/lnurlp/{name}".encode(), 8, 5) or []
-        request_tags = [
-            ["relays", self.url],
-            ["amount", str(amount_msat)],
-            ["lnurl", bech32_encode("lnurl", lnurl_words)],
-            ["p", target.pubkey],
-            ["e", target.id],
-            ["k", str(target.kind)],
-        ]
+        lnurl = lnurl_encode(f"https://example.com/.well-known/lnurlp/{sender.pubkey[:12]}")
+        request_tags = zap_request_tags(
+            relays=[self.url],
+            amount_msat=amount_msat,
+            recipient=target.pubkey,
+            event_id=target.id,
+            kind=target.kind,
+            lnurl=lnurl,
+        )
         comment = rng.pick(("", "", "great post ⚡", "thank you!", "🤙"))
         request = self.keys.sign(
-            sender, created_at=requested_at, kind=9734, tags=_freeze(request_tags), content=comment
+            sender, created_at=requested_at, kind=ZAP_REQUEST, tags=request_tags, content=comment
         )
-        description = request.json.decode()
         preimage = hashlib.sha256(self.seed + b"\x00preimage\x00" + request.id.encode()).digest()
         paid_at = min(self.end, requested_at + 1 + rng.below(20))
-        invoice = encode_invoice(
-            self.ln_node,
-            amount_msat=amount_msat,
-            timestamp=requested_at,
-            payment_hash=hashlib.sha256(preimage).digest(),
-            description_hash=hashlib.sha256(description.encode()).digest(),
-        )
-        tags = [
-            ["p", target.pubkey],
-            ["P", sender.pubkey],
-            ["e", target.id],
-            ["k", str(target.kind)],
-            ["bolt11", invoice],
-            ["description", description],
-            ["preimage", preimage.hex()],
-        ]
-        self.sign(self.zapper, paid_at, 9735, tags, "")
+        tags = zap_receipt_tags(request, node_secret=self.ln_node, preimage=preimage)
+        self.sign(self.zapper, paid_at, ZAP_RECEIPT, tags, "")
 
     def zaps(self) -> None:
         rng = Rng(self.seed, "zaps")
@@ -622,7 +601,3 @@ class _Builder:
             viewer_notes=tuple(NoteRef(n.event.id, n.event.pubkey) for n in self.viewer_notes),
             popular_notes=tuple(NoteRef(n.event.id, n.event.pubkey) for n in popular),
         )
-
-
-def _freeze(tags: list[list[str]]) -> Tags:
-    return tuple(tuple(tag) for tag in tags)

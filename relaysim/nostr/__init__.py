@@ -3,6 +3,7 @@
 from relaysim.nostr.event import (
     Event,
     EventId,
+    Keypair,
     KindClass,
     PubKey,
     Tags,
@@ -69,6 +70,7 @@ from relaysim.nostr.nip19 import (
     nsec_encode,
 )
 from relaysim.nostr.nip19 import decode as nip19_decode
+from relaysim.nostr.zap import ZapReceipt, read_zap_receipt, zap_receipt_tags, zap_request_tags
 
 __all__ = [
     "AddressPointer",
@@ -82,6 +84,7 @@ __all__ = [
     "EventMessage",
     "EventPointer",
     "Filter",
+    "Keypair",
     "KindClass",
     "MessageRejected",
     "Nip19Error",
@@ -97,6 +100,7 @@ __all__ = [
     "RelayOk",
     "ReqMessage",
     "Tags",
+    "ZapReceipt",
     "compute_id",
     "encode_auth",
     "encode_auth_response",
@@ -133,7 +137,10 @@ __all__ = [
     "parse_filter",
     "parse_relay_message",
     "pubkey_of",
+    "read_zap_receipt",
     "serialize_for_id",
     "sign_event",
     "verify_event",
+    "zap_receipt_tags",
+    "zap_request_tags",
 ]

@@ -2,10 +2,10 @@
 
 A zap receipt MUST carry a ``bolt11`` invoice whose amount equals the zap request's ``amount``
 (NIP-57 Appendix F). Clients read that amount from the invoice, some with full decoders that
-check the bech32 checksum and recover the payee from the signature. So the traffic generator
-writes real, well-formed invoices: amount in the human-readable part, timestamp, payment hash
-(``p``), description hash (``h``, the sha256 of the zap request JSON) and a recoverable ECDSA
-signature by a node key. Nothing is ever paid; the invoices only have to parse.
+check the bech32 checksum and recover the payee from the signature. So relaysim's zap receipts
+(:mod:`relaysim.nostr.zap`) carry real, well-formed invoices: amount in the human-readable part,
+timestamp, payment hash (``p``), description hash (``h``, the sha256 of the zap request JSON) and
+a recoverable ECDSA signature by a node key. Nothing is ever paid; the invoices only have to parse.
 
 Pure functions; deterministic (RFC 6979 nonces), so the same inputs give the same invoice.
 """
@@ -113,6 +113,8 @@ def decode_invoice(invoice: str) -> DecodedInvoice:
     fields: dict[int, bytes] = {}
     pos = 7
     while pos < len(body):
+        if pos + 3 > len(body):
+            raise ValueError("truncated tagged field")
         tag, length = body[pos], body[pos + 1] * 32 + body[pos + 2]
         groups = body[pos + 3 : pos + 3 + length]
         fields[tag] = bytes(convertbits(groups, 5, 8, False) or []) if length == 52 else b""

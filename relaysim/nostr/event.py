@@ -3,9 +3,10 @@
 Theory of operation: an :class:`Event` is a frozen value that has been checked field by field.
 ``parse_event`` checks shape and types and says which field is wrong; ``verify_event`` checks the
 id and the signature (the expensive part, kept separate so a store can load trusted data fast).
-``sign_event`` makes a signed event from a secret key; with a pinned ``aux`` (BIP-340 auxiliary
-randomness) the signature is a pure function of its inputs, which is what makes datasets
-byte-identical across machines.
+``sign_event`` is the one way relaysim signs: from a secret key, or from a :class:`Keypair` made
+once for a key that signs many events (the dataset builder, the traffic generator). With a pinned
+``aux`` (BIP-340 auxiliary randomness) the signature is a pure function of its inputs, which is
+what makes datasets and live traffic byte-identical across machines.
 
 The id is sha256 over ``[0,pubkey,created_at,kind,tags,content]`` in compact JSON with only the
 escapes NIP-01 names. orjson produces exactly those bytes (checked against the stdlib oracle in the
@@ -16,19 +17,22 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NewType
 
 import orjson
-from coincurve import PrivateKey, PublicKeyXOnly
+from coincurve import PublicKeyXOnly
 
 from relaysim.errors import InvalidEvent
+from relaysim.nostr._secp import NativeKey
 
 __all__ = [
     "Event",
     "EventId",
+    "Keypair",
     "KindClass",
     "PubKey",
     "Tags",
@@ -164,13 +168,42 @@ def compute_id(
     return EventId(hashlib.sha256(serialize_for_id(pubkey, created_at, kind, tags, content)).hexdigest())
 
 
+class Keypair:
+    """A signing identity: a 32-byte secret key, its x-only public key, and libsecp256k1's keypair.
+
+    Making one costs about as much as a signature, so make one per key that signs more than once
+    and pass it to :func:`sign_event`. Equal when the secrets are equal; the repr shows no secret.
+    """
+
+    __slots__ = ("_native", "pubkey", "secret")
+
+    def __init__(self, secret: bytes) -> None:
+        """Raises ValueError unless ``secret`` is a valid secp256k1 secret key (32 bytes, in range)."""
+        self.secret = bytes(secret)
+        self._native = NativeKey(self.secret)
+        self.pubkey = PubKey(self._native.xonly.hex())
+
+    def sign_schnorr(self, message: bytes, aux: bytes) -> bytes:
+        """BIP-340 signature of a 32-byte message with 32 bytes of pinned aux randomness."""
+        return self._native.sign_schnorr(message, aux)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keypair) and other.secret == self.secret
+
+    def __hash__(self) -> int:
+        return hash(self.pubkey)
+
+    def __repr__(self) -> str:
+        return f"Keypair(pubkey={self.pubkey!r})"
+
+
 def pubkey_of(secret_key: bytes) -> PubKey:
     """The x-only public key (64 hex) of a 32-byte secret key."""
-    return PubKey(PrivateKey(secret_key).public_key_xonly.format().hex())
+    return Keypair(secret_key).pubkey
 
 
 def sign_event(
-    secret_key: bytes,
+    signer: bytes | Keypair,
     *,
     created_at: int,
     kind: int,
@@ -178,19 +211,21 @@ def sign_event(
     content: str = "",
     aux: bytes | None = None,
 ) -> Event:
-    """Sign a new event. Pass a 32-byte ``aux`` to make the signature deterministic.
+    """Sign a new event as ``signer`` (a secret key or a :class:`Keypair`).
 
-    Without ``aux`` the signature uses fresh randomness (BIP-340's recommendation for real keys);
-    datasets and traffic generators always pin it.
+    Pass a 32-byte ``aux`` to make the signature deterministic. Without it the signature uses
+    fresh randomness (BIP-340's recommendation for real keys); datasets and traffic always pin it,
+    each by its own rule (``relaysim.dataset.keys``, ``relaysim.traffic.generator``).
     """
-    if aux is not None and len(aux) != 32:
+    if aux is None:
+        aux = os.urandom(32)
+    elif len(aux) != 32:
         raise ValueError("aux must be exactly 32 bytes (BIP-340 auxiliary randomness)")
-    key = PrivateKey(secret_key)
-    pubkey = PubKey(key.public_key_xonly.format().hex())
+    key = signer if isinstance(signer, Keypair) else Keypair(signer)
     frozen_tags: Tags = tuple(tuple(tag) for tag in tags)
-    event_id = compute_id(pubkey, created_at, kind, frozen_tags, content)
-    sig = key.sign_schnorr(bytes.fromhex(event_id), aux if aux is not None else b"")
-    return Event(event_id, pubkey, created_at, kind, frozen_tags, content, sig.hex())
+    event_id = compute_id(key.pubkey, created_at, kind, frozen_tags, content)
+    sig = key.sign_schnorr(bytes.fromhex(event_id), aux)
+    return Event(event_id, key.pubkey, created_at, kind, frozen_tags, content, sig.hex())
 
 
 def _check_int(obj: dict[str, Any], name: str, low: int, high: int) -> int:

@@ -25,12 +25,11 @@ from math import floor
 from typing import NamedTuple, Protocol, TypeVar
 
 import orjson
-from coincurve import PrivateKey
 
 from relaysim.errors import UsageError
-from relaysim.nostr.event import Event, EventId, PubKey, compute_id
+from relaysim.nostr.event import Event, Keypair, PubKey, sign_event
 from relaysim.nostr.nip19 import note_encode, npub_encode
-from relaysim.traffic.bolt11 import encode_invoice
+from relaysim.nostr.zap import ZAP_RECEIPT, ZAP_REQUEST, zap_receipt_tags, zap_request_tags
 from relaysim.traffic.rates import KIND_NAMES, NOSTR_KINDS, Rates
 
 __all__ = ["Emission", "TrafficCast", "TrafficGenerator"]
@@ -48,6 +47,9 @@ _FLOURISH = ("", "", "", " 🌅", " ⚡", " 🤙", " — ça va?", " 日本語",
 _REACTIONS = ("+", "+", "+", "🤙", "❤️", "🔥", "-", "+")
 _ZAP_AMOUNTS_MSAT = (1_000, 21_000, 100_000, 210_000, 1_000_000, 5_000_000)
 _ZAP_COMMENTS = ("", "", "great post", "⚡⚡", "thanks!")
+# The receipt's reference tags in the order this generator has always written them (its output
+# is pinned by a golden digest); the dataset uses NIP-57's example order.
+_RECEIPT_TAG_ORDER = ("p", "e", "P")
 
 
 class TrafficCast(Protocol):
@@ -118,13 +120,9 @@ class TrafficGenerator:
         self._viewer = PubKey(cast.viewer_pubkey)
         self._viewer_npub = npub_encode(cast.viewer_pubkey)
         self._relay_url = cast.relay_url
-        # One coincurve key object per author: building it costs as much as a signature.
-        self._authors: tuple[tuple[PrivateKey, PubKey], ...] = tuple(
-            (key, PubKey(key.public_key_xonly.format().hex()))
-            for key in (PrivateKey(bytes(secret)) for secret in cast.author_secrets)
-        )
-        zapper = PrivateKey(bytes(cast.zapper_secret))
-        self._zapper = (zapper, PubKey(zapper.public_key_xonly.format().hex()))
+        # One keypair per author: building it costs as much as a signature.
+        self._authors = tuple(Keypair(secret) for secret in cast.author_secrets)
+        self._zapper = Keypair(cast.zapper_secret)
         self._node_secret = bytes(cast.lightning_node_secret)
         self._viewer_notes = tuple(cast.viewer_note_ids)
         self._popular_notes = tuple(cast.popular_note_ids)
@@ -197,18 +195,16 @@ class TrafficGenerator:
     def _sign(
         self,
         draws: _Draws,
-        signer: tuple[PrivateKey, PubKey],
+        signer: Keypair,
         created_at: int,
         kind: int,
         tags: list[list[str]],
         content: str,
         label: bytes = b"aux",
     ) -> Event:
-        key, pubkey = signer
-        frozen = tuple(tuple(tag) for tag in tags)
-        event_id = compute_id(pubkey, created_at, kind, frozen, content)
-        sig = key.sign_schnorr(bytes.fromhex(event_id), draws.secret(label)).hex()
-        return Event(EventId(event_id), pubkey, created_at, kind, frozen, content, sig)
+        """Sign with aux randomness drawn from this event's digest (``label`` tells two apart)."""
+        aux = draws.secret(label)
+        return sign_event(signer, created_at=created_at, kind=kind, tags=tags, content=content, aux=aux)
 
     def _sentence(self, draws: _Draws, counter: int) -> str:
         words = [draws.pick(_WORDS) for _ in range(3 + draws.below(8))]
@@ -262,38 +258,23 @@ class TrafficGenerator:
         target = self._viewer_note(draws)
         amount = draws.pick(_ZAP_AMOUNTS_MSAT)
         # NIP-57 Appendix A: the zap request (9734) the sender's wallet would have sent.
-        request = self._sign(
-            draws,
-            sender,
-            created_at,
-            9734,
-            [["relays", self._relay_url], ["amount", str(amount)], ["p", self._viewer], ["e", target]],
-            draws.pick(_ZAP_COMMENTS),
-            label=b"aux-request",
+        request_tags = zap_request_tags(
+            relays=[self._relay_url], amount_msat=amount, recipient=self._viewer, event_id=target
         )
-        description = request.json.decode()
-        preimage = draws.secret(b"preimage")
-        invoice = encode_invoice(
-            self._node_secret,
-            amount_msat=amount,
-            timestamp=created_at,
-            payment_hash=hashlib.sha256(preimage).digest(),
-            description_hash=hashlib.sha256(description.encode()).digest(),
+        comment = draws.pick(_ZAP_COMMENTS)
+        request = self._sign(
+            draws, sender, created_at, ZAP_REQUEST, request_tags, comment, label=b"aux-request"
         )
         # NIP-57 Appendix E: the receipt, signed by the recipient's LNURL server key (the zapper).
-        tags = [
-            ["p", self._viewer],
-            ["e", target],
-            ["P", sender[1]],
-            ["bolt11", invoice],
-            ["description", description],
-            ["preimage", preimage.hex()],
-        ]
-        return self._sign(draws, self._zapper, created_at, 9735, tags, "")
+        preimage = draws.secret(b"preimage")
+        tags = zap_receipt_tags(
+            request, node_secret=self._node_secret, preimage=preimage, order=_RECEIPT_TAG_ORDER
+        )
+        return self._sign(draws, self._zapper, created_at, ZAP_RECEIPT, tags, "")
 
     def _make_profiles(self, draws: _Draws, counter: int, created_at: int) -> Event:
         author = draws.pick(self._authors)
-        pubkey = author[1]
+        pubkey = author.pubkey
         word = draws.pick(_WORDS)
         profile = {
             "name": f"{word}-{pubkey[:6]}",
