@@ -37,6 +37,7 @@ KINDS = ", ".join(STEP_KINDS)
 
 def test_step_kinds() -> None:
     assert STEP_KINDS == (
+        "action",
         "assert",
         "back",
         "close_all",

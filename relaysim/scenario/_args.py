@@ -138,7 +138,7 @@ class Choice(ArgType):
         return value
 
     def describe(self) -> str:
-        return " \\| ".join(f'"{o}"' for o in self.options)
+        return " | ".join(f'"{o}"' for o in self.options)
 
 
 @dataclass(frozen=True)
