@@ -258,6 +258,7 @@ class Thresholds:
     """
 
     __slots__ = ("_values",)
+    _values: Mapping[str, float]
 
     def __init__(self, **overrides: float) -> None:
         values = {key: t.default for key, t in _THRESHOLDS.items()}
@@ -285,7 +286,7 @@ class Thresholds:
 
     def __getattr__(self, key: str) -> float:
         try:
-            return self._values[key]  # type: ignore[no-any-return]
+            return self._values[key]
         except KeyError:
             raise AttributeError(key) from None
 
@@ -319,7 +320,7 @@ def _checked(overrides: Mapping[str, object]) -> dict[str, float]:
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
             raise ThresholdError(key, f"threshold {key!r} must be a number >= 0, got {value!r}")
-        out[key] = value
+        out[key] = value  # type: ignore[assignment]
     return out
 
 
