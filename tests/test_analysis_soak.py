@@ -77,7 +77,7 @@ def test_a_flat_soak_passes_every_verdict() -> None:
         "soak_alloc_rate": (0.0, Verdict.PASS),
         "soak_heap_trend": (0.0, Verdict.PASS),
         "soak_dom_trend": (0.0, Verdict.PASS),
-        "soak_heap_plateau": (0.0016, Verdict.PASS),
+        "soak_heap_plateau": (1.0016, Verdict.PASS),
         "soak_restarts_per_hour": (0.0, Verdict.PASS),
     }
     assert res["soak_alloc_rate"].detail.startswith(
@@ -91,7 +91,7 @@ def test_a_2_kb_per_s_idle_leak_fails_the_alloc_rate_and_the_plateau() -> None:
     rate = res["soak_alloc_rate"]
     assert (rate.measured, rate.threshold, rate.unit, rate.verdict) == (2048.0, 1024.0, "B/s", Verdict.FAIL)
     assert "2,048.0 B/s (2,048.0..2,048.0)" in rate.detail
-    assert (res["soak_heap_plateau"].measured, res["soak_heap_plateau"].verdict) == (1.0225, Verdict.FAIL)
+    assert (res["soak_heap_plateau"].measured, res["soak_heap_plateau"].verdict) == (2.0225, Verdict.FAIL)
     # 2 KB/s reaches 128 MB in 17 h: within the seed's 10-hour restart budget, so the trend passes.
     heap = res["soak_heap_trend"]
     assert (heap.measured, heap.verdict) == (2048.0, Verdict.PASS)
@@ -146,7 +146,7 @@ def test_a_sawtooth_with_restarts_is_judged_per_segment() -> None:
     res = {r.name: r for r in judge_soak(a)}
     assert (res["soak_heap_trend"].measured, res["soak_heap_trend"].verdict) == (5000.0, Verdict.FAIL)
     assert res["soak_heap_trend"].detail.startswith("4 of 4 segment(s) increasing; steepest: segment 0")
-    assert (res["soak_heap_plateau"].measured, res["soak_heap_plateau"].verdict) == (0.5372, Verdict.FAIL)
+    assert (res["soak_heap_plateau"].measured, res["soak_heap_plateau"].verdict) == (1.5372, Verdict.FAIL)
     rph = res["soak_restarts_per_hour"]
     assert (rph.measured, rph.verdict) == (1.5021, Verdict.FAIL)
     assert rph.detail == (
@@ -169,7 +169,7 @@ def test_flat_segments_between_restarts_pass_and_the_counter_confirms_them() -> 
     ]
     res = {r.name: r for r in judge_soak(a, SoakThresholds(restarts_per_hour_max=1.0))}
     assert res["soak_heap_trend"].verdict == Verdict.PASS
-    assert res["soak_heap_plateau"].measured == 0.0
+    assert res["soak_heap_plateau"].measured == 1.0
     assert (res["soak_restarts_per_hour"].measured, res["soak_restarts_per_hour"].verdict) == (
         0.6673,
         Verdict.PASS,
@@ -180,7 +180,7 @@ def test_a_plateau_passes_a_rising_heap_after_warm_up_does_not_count_the_warm_up
     """The heap climbs to 20 MB in the first minutes (caches filling) and stays there."""
     res = verdicts(*soak_series(heap=lambda t: 20e6 - 12e6 * math.exp(-t / 60)))
     plateau = res["soak_heap_plateau"]
-    assert (plateau.measured, plateau.verdict) == (0.0, Verdict.PASS)
+    assert (plateau.measured, plateau.verdict) == (1.0, Verdict.PASS)
     assert plateau.detail.endswith("after 300 s warm-up")
 
 

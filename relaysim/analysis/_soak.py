@@ -35,7 +35,7 @@ part of the timeline where its question has an answer:
   10 hours (300 handles/h). Set a tolerance to 0 for the strict "no increasing trend at all".
 * **Plateau** (``soak_heap_plateau``): per segment, after a warm-up (default the seed's 5 minutes),
   the median heapInuse of the last quarter of the segment's time against the first quarter's;
-  the worst relative growth must stay within a tolerance (default 10 %).
+  the worst ratio last / first must stay within a limit (default 1.10: at most 10 % growth).
 * **Restarts** (``soak_restarts_per_hour``): a restart is a heapInuse drop of more than
   ``drop_fraction`` between consecutive samples, a ``restart`` event, or a rise of the page's
   restart counter (figure ``app_restarts``, from ``__relaysim_app_state().restarts``); what it
@@ -113,7 +113,7 @@ class SoakThresholds:
     idle_rate_bps: float = 1024.0
     heap_growth_bps: float = 128 * MiB / 36000
     dom_growth_per_h: float = 300.0
-    heap_plateau_tolerance: float = 0.10
+    heap_plateau_ratio_max: float = 1.10
     restarts_per_hour_max: float = 0.1
 
     @classmethod
@@ -437,7 +437,7 @@ def idle_alloc_rate(
 class Plateau:
     """heapInuse medians of the first and last quarter (by time) of a segment after warm-up.
 
-    ``growth`` = (last - first) / first: 0.05 means the heap ended 5 % above where it started.
+    ``ratio`` = last / first: 1.05 means the heap ended 5 % above where it started.
     """
 
     start_t: float
@@ -446,7 +446,7 @@ class Plateau:
     last_median: float
     first_n: int
     last_n: int
-    growth: float
+    ratio: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +488,7 @@ def _plateau(samples: Sequence[Sample], start_t: float, warmup_s: float) -> Plat
     m0, m1 = statistics.median(first), statistics.median(last)
     if m0 <= 0:
         return None
-    return Plateau(t0, t1, m0, m1, len(first), len(last), (m1 - m0) / m0)
+    return Plateau(t0, t1, m0, m1, len(first), len(last), m1 / m0)
 
 
 def segments(
@@ -665,16 +665,16 @@ def judge_dom_trend(analysis: SoakAnalysis, tolerance_per_h: float = 300.0) -> A
     )
 
 
-def judge_heap_plateau(analysis: SoakAnalysis, tolerance: float = 0.10) -> AssertionResult:
-    """``soak_heap_plateau``: the worst segment's last-quarter vs first-quarter heap growth <= tolerance."""
+def judge_heap_plateau(analysis: SoakAnalysis, ratio_max: float = 1.10) -> AssertionResult:
+    """``soak_heap_plateau``: the worst segment's last / first quarter median heapInuse <= ``ratio_max``."""
     judged = [s for s in analysis.segments if s.plateau is not None]
     if not judged:
         why = (
             f"not measured: no segment has heapInuse over more than {analysis.warmup_s:g} s of warm-up "
             "(2 or more samples in each quarter after it)"
         )
-        return _result("soak_heap_plateau", tolerance, None, "x first quarter", why, "<=")
-    seg = max(judged, key=lambda s: s.plateau.growth)  # type: ignore[union-attr]
+        return _result("soak_heap_plateau", ratio_max, None, "x first quarter", why, "<=")
+    seg = max(judged, key=lambda s: s.plateau.ratio)  # type: ignore[union-attr]
     p = seg.plateau
     assert p is not None
     detail = (
@@ -682,7 +682,7 @@ def judge_heap_plateau(analysis: SoakAnalysis, tolerance: float = 0.10) -> Asser
         f"(first quarter, {p.first_n} samples) -> {p.last_median / MiB:,.2f} MiB (last quarter, "
         f"{p.last_n} samples) after {analysis.warmup_s:g} s warm-up"
     )
-    return _result("soak_heap_plateau", tolerance, round(p.growth, 4), "x first quarter", detail, "<=")
+    return _result("soak_heap_plateau", ratio_max, round(p.ratio, 4), "x first quarter", detail, "<=")
 
 
 def judge_restarts_per_hour(analysis: SoakAnalysis, limit: float = 0.1) -> AssertionResult:
@@ -707,6 +707,6 @@ def judge_soak(analysis: SoakAnalysis, thresholds: SoakThresholds | None = None)
         judge_alloc_rate(analysis, th.idle_rate_bps),
         judge_heap_trend(analysis, th.heap_growth_bps),
         judge_dom_trend(analysis, th.dom_growth_per_h),
-        judge_heap_plateau(analysis, th.heap_plateau_tolerance),
+        judge_heap_plateau(analysis, th.heap_plateau_ratio_max),
         judge_restarts_per_hour(analysis, th.restarts_per_hour_max),
     ]

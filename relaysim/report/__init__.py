@@ -28,10 +28,14 @@ JSON: ``to_json(report)``, ``report_from_json(bytes)``, ``report_from_dict(obj)`
 Files: ``write_report(path, report)`` (atomic: temp + fsync + rename), ``read_report(path)``,
   ``TimelineWriter(path, fsync_every=10)`` (``.append(sample | {"type": ..., ...})``, ``.close()``,
   context manager), ``read_timeline(path) -> Timeline(samples, records, truncated, lines)``.
+Soak directory (timeline.jsonl, events.jsonl, summary.json, report.html): ``read_soak_dir(path) ->
+  SoakDir(path, samples, records, events, summary: Report|None, torn)`` (UsageError naming the file);
+  ``render_html(soak_dir) -> str`` (self-contained page, inline SVG plots), ``write_html(path) -> Path``.
 Table: ``render_table(report, width=100) -> str`` (assertion | threshold | measured | verdict, then
   details of non-passing assertions, unavailable figures and "verdict: X").
 """
 
+from relaysim.report._html import render_html, write_html
 from relaysim.report._io import (
     Timeline,
     TimelineWriter,
@@ -62,6 +66,7 @@ from relaysim.report._model import (
     to_json,
     unavailable_figures,
 )
+from relaysim.report._soakdir import SoakDir, read_soak_dir
 from relaysim.report._table import format_value, render_table
 
 __all__ = [
@@ -93,4 +98,11 @@ __all__ = [
     "unavailable_figures",
     "write_bytes_atomic",
     "write_report",
+]
+
+__all__ += [  # the soak directory and its HTML report
+    "SoakDir",
+    "read_soak_dir",
+    "render_html",
+    "write_html",
 ]
