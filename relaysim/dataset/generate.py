@@ -350,7 +350,7 @@ class _Builder:
                     self.reply(rng, parent, self.author_picker.pick(rng))
                 parent = child
 
-    def key_of(self, pubkey: str) -> Keypair:
+    def key_of(self, pubkey: PubKey) -> Keypair:
         return self.author_by_pubkey[pubkey]
 
     def scattered_replies(self) -> None:

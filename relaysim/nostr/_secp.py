@@ -14,16 +14,19 @@ coincurve's binding is not a public API: if it moves, :class:`NativeKey` falls b
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from coincurve import PrivateKey
+from coincurve.context import GLOBAL_CONTEXT
 
-try:  # coincurve's own cffi binding of libsecp256k1 (see the fallback above)
-    from coincurve._libsecp256k1 import ffi as _ffi
-    from coincurve._libsecp256k1 import lib as _lib
-    from coincurve.context import GLOBAL_CONTEXT as _CONTEXT
-except ImportError:  # pragma: no cover - other coincurve layouts
-    _ffi = _lib = _CONTEXT = None
+_ffi: Any = None
+_lib: Any = None
+try:  # coincurve's own cffi binding of libsecp256k1 (see the fallback above); it has no stubs
+    _binding = importlib.import_module("coincurve._libsecp256k1")
+    _ffi, _lib = _binding.ffi, _binding.lib
+except (ImportError, AttributeError):  # pragma: no cover - other coincurve layouts
+    pass
 
 __all__ = ["NativeKey"]
 
@@ -42,7 +45,7 @@ class NativeKey:
         self._keypair: Any = None
         self._private: PrivateKey | None = None
         if native and _lib is not None:
-            ctx = _CONTEXT.ctx
+            ctx = GLOBAL_CONTEXT.ctx
             keypair = _ffi.new("secp256k1_keypair *")
             if not _lib.secp256k1_keypair_create(ctx, keypair, secret):
                 raise ValueError("the secret key is not a valid secp256k1 scalar")
@@ -63,6 +66,6 @@ class NativeKey:
         if self._private is not None:
             return self._private.sign_schnorr(message, aux)
         signature = _ffi.new("unsigned char[64]")
-        if not _lib.secp256k1_schnorrsig_sign32(_CONTEXT.ctx, signature, message, self._keypair, aux):
+        if not _lib.secp256k1_schnorrsig_sign32(GLOBAL_CONTEXT.ctx, signature, message, self._keypair, aux):
             raise ValueError("libsecp256k1 refused to sign")  # only with an invalid keypair
         return bytes(_ffi.buffer(signature))
