@@ -97,9 +97,15 @@ def idle_evidence(outcome: IdleOutcome) -> Evidence:
     )
 
 
-def assert_idle_rate(outcome: IdleOutcome, limit: float = 1024.0) -> AssertionResult:
-    """The idle rate (probe cost taken out) is below ``limit`` B/s; names the grown sites on failure."""
-    return assert_passes("idle_rate", idle_evidence(outcome), idle_rate_bps=limit)
+def _limits(**given: float | None) -> dict[str, float]:
+    """The limits a helper was given; the rest stay at the registry's defaults (the seed's)."""
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def assert_idle_rate(outcome: IdleOutcome, limit: float | None = None) -> AssertionResult:
+    """The idle rate (probe cost taken out) is below ``limit`` B/s (default: the seed's 1024); names the
+    grown sites on failure."""
+    return assert_passes("idle_rate", idle_evidence(outcome), **_limits(idle_rate_bps=limit))
 
 
 def assert_subscriptions_closed(outcome: IdleOutcome) -> AssertionResult:
@@ -107,20 +113,24 @@ def assert_subscriptions_closed(outcome: IdleOutcome) -> AssertionResult:
     return assert_passes("subscriptions_closed_when_idle", idle_evidence(outcome))
 
 
-def assert_heap_delta(before: Sample, after: Sample, limit: float = 20 * 1024 * 1024) -> AssertionResult:
-    """heapInuse grew by less than ``limit`` bytes between two samples."""
-    return assert_passes("heap_delta", Evidence(samples=(before, after)), heap_delta_bytes=limit)
+def assert_heap_delta(before: Sample, after: Sample, limit: float | None = None) -> AssertionResult:
+    """heapInuse grew by less than ``limit`` bytes between two samples (default: the seed's 20 MiB)."""
+    return assert_passes("heap_delta", Evidence(samples=(before, after)), **_limits(heap_delta_bytes=limit))
 
 
-def assert_dom_handles(samples: Sequence[Sample], limit: float = 3000) -> AssertionResult:
-    """The DOM handle table stayed below ``limit`` in every sample."""
-    return assert_passes("dom_handles_max", Evidence(samples=tuple(samples)), dom_handles_max=limit)
+def assert_dom_handles(samples: Sequence[Sample], limit: float | None = None) -> AssertionResult:
+    """The DOM handle table stayed below ``limit`` in every sample (default: the seed's 3000)."""
+    evidence = Evidence(samples=tuple(samples))
+    return assert_passes("dom_handles_max", evidence, **_limits(dom_handles_max=limit))
 
 
-def assert_thread_events_released(closes: Sequence[ThreadClose], limit: float = 0) -> AssertionResult:
-    """After every thread close the app holds at most ``limit`` threadEvents entries."""
+def assert_thread_events_released(
+    closes: Sequence[ThreadClose], limit: float | None = None
+) -> AssertionResult:
+    """After every thread close the app holds at most ``limit`` threadEvents entries (default 0)."""
     return assert_passes(
-        "thread_events_released", Evidence(thread_closes=tuple(closes)), thread_events_retained_max=limit
+        "thread_events_released", Evidence(thread_closes=tuple(closes)),
+        **_limits(thread_events_retained_max=limit),
     )
 
 
