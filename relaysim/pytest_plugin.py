@@ -76,7 +76,14 @@ def assert_passes(
 
     Every assertion in :data:`relaysim.analysis.ASSERTIONS` works here, the shipped ones and any a
     project registers, with the same detail a ``relaysim run`` report would show."""
-    result = an.get_assertion(name).judge(evidence, Thresholds(**thresholds))
+    return _require(_judge(name, evidence, thresholds), allow_unavailable)
+
+
+def _judge(name: str, evidence: Evidence, limits: dict[str, float]) -> AssertionResult:
+    return an.get_assertion(name).judge(evidence, Thresholds(**limits))
+
+
+def _require(result: AssertionResult, allow_unavailable: bool = False) -> AssertionResult:
     if result.verdict == Verdict.FAIL or (result.verdict == Verdict.UNAVAILABLE and not allow_unavailable):
         measured = "unavailable" if result.measured is None else f"{result.measured:,.1f} {result.unit}"
         raise AssertionError(
@@ -105,33 +112,31 @@ def _limits(**given: float | None) -> dict[str, float]:
 def assert_idle_rate(outcome: IdleOutcome, limit: float | None = None) -> AssertionResult:
     """The idle rate (probe cost taken out) is below ``limit`` B/s (default: the seed's 1024); names the
     grown sites on failure."""
-    return assert_passes("idle_rate", idle_evidence(outcome), **_limits(idle_rate_bps=limit))
+    return _require(_judge("idle_rate", idle_evidence(outcome), _limits(idle_rate_bps=limit)))
 
 
 def assert_subscriptions_closed(outcome: IdleOutcome) -> AssertionResult:
     """When told to go idle the client held no subscription on the relay."""
-    return assert_passes("subscriptions_closed_when_idle", idle_evidence(outcome))
+    return _require(_judge("subscriptions_closed_when_idle", idle_evidence(outcome), {}))
 
 
 def assert_heap_delta(before: Sample, after: Sample, limit: float | None = None) -> AssertionResult:
     """heapInuse grew by less than ``limit`` bytes between two samples (default: the seed's 20 MiB)."""
-    return assert_passes("heap_delta", Evidence(samples=(before, after)), **_limits(heap_delta_bytes=limit))
+    return _require(_judge("heap_delta", Evidence(samples=(before, after)), _limits(heap_delta_bytes=limit)))
 
 
 def assert_dom_handles(samples: Sequence[Sample], limit: float | None = None) -> AssertionResult:
     """The DOM handle table stayed below ``limit`` in every sample (default: the seed's 3000)."""
     evidence = Evidence(samples=tuple(samples))
-    return assert_passes("dom_handles_max", evidence, **_limits(dom_handles_max=limit))
+    return _require(_judge("dom_handles_max", evidence, _limits(dom_handles_max=limit)))
 
 
 def assert_thread_events_released(
     closes: Sequence[ThreadClose], limit: float | None = None
 ) -> AssertionResult:
     """After every thread close the app holds at most ``limit`` threadEvents entries (default 0)."""
-    return assert_passes(
-        "thread_events_released", Evidence(thread_closes=tuple(closes)),
-        **_limits(thread_events_retained_max=limit),
-    )
+    evidence = Evidence(thread_closes=tuple(closes))
+    return _require(_judge("thread_events_released", evidence, _limits(thread_events_retained_max=limit)))
 
 
 # -- the app under test --------------------------------------------------------------------------------
