@@ -57,13 +57,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from relaysim.analysis._assertions import IDLE_RATE
 from relaysim.analysis._samples import DOM_HANDLES, HEAP_INUSE, TOTAL_ALLOC, Sample
 from relaysim.analysis._trend import Trend, theil_sen, trend
-from relaysim.analysis._verdict import AssertionResult, Verdict
+from relaysim.analysis._verdict import (
+    Assertion,
+    AssertionResult,
+    Evidence,
+    Measured,
+    NotMeasured,
+    Threshold,
+    Thresholds,
+    Verdict,
+    register,
+)
 
 __all__ = [
     "APP_RESTARTS",
     "SOAK_ASSERTION_NAMES",
+    "SOAK_HEAP_CEILING",
     "AllocRate",
     "Gap",
     "IdlePeriod",
@@ -710,3 +722,76 @@ def judge_soak(analysis: SoakAnalysis, thresholds: SoakThresholds | None = None)
         judge_heap_plateau(analysis, th.heap_plateau_ratio_max),
         judge_restarts_per_hour(analysis, th.restarts_per_hour_max),
     ]
+
+
+# --- the registry's soak-scope assertions -----------------------------------------------------------
+# One Assertion object per verdict above, scope "soak": judged by `relaysim soak` on Evidence whose
+# ``soak`` is the whole run's SoakAnalysis; a scenario's ``names = "all"`` and `relaysim run` never
+# see them. soak_alloc_rate shares the run's idle budget (the same Threshold object, one key).
+
+
+def _from_result(result: AssertionResult) -> Measured | NotMeasured:
+    if result.measured is None:
+        return NotMeasured(result.detail)
+    return Measured(result.measured, result.detail)
+
+
+def _soak_measure(judge: Any, key: str) -> Any:
+    def measure(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+        if ev.soak is None:
+            return NotMeasured("not a soak: no soak analysis in the evidence")
+        return _from_result(judge(ev.soak, th[key]))
+
+    return measure
+
+
+def _measure_ceiling(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+    have = [(s, v) for s in ev.samples if (v := s.get(HEAP_INUSE)) is not None]
+    if not have:
+        return NotMeasured("heapInuse unavailable")
+    peak, value = max(have, key=lambda sv: sv[1])
+    t0 = have[0][0].t
+    return Measured(value, f"max heapInuse over {len(have)} samples, at {(peak.t - t0) / 60:.0f} min")
+
+
+_SOAK_DEFAULTS = SoakThresholds()
+
+for _name, _summary, _unit, _threshold, _judge, _cmp in (
+    ("soak_alloc_rate", "lowest upper confidence bound of the rolling idle allocation rate", "B/s",
+     IDLE_RATE.thresholds[0], judge_alloc_rate, "<"),
+    ("soak_heap_trend", "steepest increasing heapInuse trend of any segment (Mann-Kendall + Theil-Sen)",
+     "B/s", Threshold("heap_growth_bps", _SOAK_DEFAULTS.heap_growth_bps,
+                      "heapInuse growth a segment may trend at (128 MiB in 10 h)"), judge_heap_trend, "<="),
+    ("soak_dom_trend", "steepest increasing DOM-handle trend of any segment", "handles/h",
+     Threshold("dom_growth_per_h", _SOAK_DEFAULTS.dom_growth_per_h,
+               "DOM handle growth a segment may trend at (3000 in 10 h)"), judge_dom_trend, "<="),
+    ("soak_heap_plateau", "worst segment's last-quarter vs first-quarter median heapInuse", "x first quarter",
+     Threshold("heap_plateau_ratio_max", _SOAK_DEFAULTS.heap_plateau_ratio_max,
+               "a segment's last-quarter median heapInuse / its first quarter's"),
+     judge_heap_plateau, "<="),
+    ("soak_restarts_per_hour", "proactive Worker restarts per hour of sampled time", "/h",
+     Threshold("restarts_per_hour_max", _SOAK_DEFAULTS.restarts_per_hour_max,
+               "proactive restarts allowed per hour (the seed: one in 10+ hours)"),
+     judge_restarts_per_hour, "<="),
+):
+    register(Assertion(
+        name=_name,
+        summary=_summary,
+        unit=_unit,
+        thresholds=(_threshold,),
+        measure=_soak_measure(_judge, _threshold.key),
+        comparison=_cmp,
+        reads=("soak",),
+        scope="soak",
+    ))
+
+SOAK_HEAP_CEILING = register(Assertion(
+    name="soak_heap_ceiling",
+    summary="max heapInuse over the whole soak, every segment and the first minutes included",
+    unit="B",
+    thresholds=(Threshold("heap_ceiling_bytes", 128 * MiB,
+                          "heapInuse a soak must stay under (the seed's proactive-restart threshold)"),),
+    measure=_measure_ceiling,
+    reads=("samples",),
+    scope="soak",
+))

@@ -8,6 +8,14 @@ else derives from the registry: :class:`Thresholds` (the valid ``[thresholds]`` 
 defaults), :data:`ASSERTION_NAMES`, :func:`evaluate`, the scenario parser's prerequisite checks, the
 pytest helpers and the documentation tables. Adding an assertion is one :func:`register` call.
 
+Each assertion has a ``scope``: ``"run"`` (the default) for what a scenario judges, ``"soak"`` for the
+trend verdicts of ``relaysim soak`` (:mod:`relaysim.analysis._soak`), judged on a whole soak's
+timeline. Everything a scenario sees -- :data:`ASSERTIONS`, :func:`assertion_names`, ``names = "all"``,
+:func:`evaluate` without names, ``Thresholds()`` and the keys a ``[thresholds]`` table may set -- is
+the run scope; the soak asks for its scope by name (``assertion_names("soak")``,
+``Thresholds.for_scope("soak")``). A soak assertion may share a run threshold (the idle budget) by
+declaring the very same :class:`Threshold` object.
+
 ``measure`` turns evidence into a :class:`Measured` value or a :class:`NotMeasured` reason;
 :meth:`Assertion.judge` compares it with the threshold. A figure that could not be read gives
 ``UNAVAILABLE`` with ``measured=None`` and a detail saying why -- never a number standing in for it.
@@ -20,15 +28,19 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth
 from relaysim.analysis._idle import IdleMeasurement
 from relaysim.analysis._samples import Sample
 from relaysim.analysis._sites import SiteDelta
 
+if TYPE_CHECKING:
+    from relaysim.analysis._soak import SoakAnalysis
+
 __all__ = [
     "ASSERTIONS",
+    "SCOPES",
     "Assertion",
     "AssertionResult",
     "Evidence",
@@ -45,6 +57,10 @@ __all__ = [
     "overall_verdict",
     "register",
 ]
+
+
+SCOPES: tuple[str, ...] = ("run", "soak")
+"""Where an assertion is judged: a scenario run, or a whole soak (see the module docstring)."""
 
 
 class Verdict(enum.StrEnum):
@@ -100,7 +116,8 @@ class Evidence:
     ``subscriptions_detail`` names them. ``cycles`` is the measured repeat's growth per cycle
     (``cycles_unavailable`` says why there is none); ``cache_readings`` are ``(t, sizes)`` pairs
     from ``__moxie_cache_sizes()`` (``cache_unavailable`` says why there are none). ``alloc_log`` is
-    the seed's threshold log (``__moxie_alloc_log`` records).
+    the seed's threshold log (``__moxie_alloc_log`` records). ``soak`` is a whole soak's trend
+    analysis (:class:`~relaysim.analysis.SoakAnalysis`), read by the soak-scope assertions only.
     """
 
     samples: Sequence[Sample] = ()
@@ -118,6 +135,7 @@ class Evidence:
     cache_readings: Sequence[tuple[float, Sequence[CacheGroupSize]]] = ()
     cache_unavailable: str | None = None
     alloc_log: Sequence[Mapping[str, Any]] = ()
+    soak: SoakAnalysis | None = None
 
     def first(self) -> Sample | None:
         return self.initial if self.initial is not None else (self.samples[0] if self.samples else None)
@@ -163,7 +181,8 @@ class Assertion:
     an ``assert`` step may name this assertion (a step that declares it in ``provides``), and
     ``requires_text`` says it to a person ("a measure_idle step"). ``reads`` lists the
     :class:`Evidence` fields ``measure`` looks at. ``explain`` rewrites a failing result's detail to
-    name what grew or what was held; it returns None when it has nothing to add.
+    name what grew or what was held; it returns None when it has nothing to add. ``scope`` is
+    ``"run"`` or ``"soak"`` (module docstring).
     """
 
     name: str
@@ -176,8 +195,11 @@ class Assertion:
     requires_text: str = ""
     reads: tuple[str, ...] = ()
     explain: Explain | None = None
+    scope: str = "run"
 
     def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"assertion {self.name}: scope must be one of {SCOPES}: {self.scope!r}")
         if self.comparison not in ("<", "<="):
             raise ValueError(f"assertion {self.name}: comparison must be '<' or '<=': {self.comparison!r}")
         if not self.thresholds:
@@ -198,7 +220,7 @@ class Assertion:
 
     def judge(self, evidence: Evidence, thresholds: Thresholds | None = None) -> AssertionResult:
         """Measure, compare, and explain a failure."""
-        th = thresholds if thresholds is not None else Thresholds()
+        th = thresholds if thresholds is not None else Thresholds.for_scope(self.scope)
         limit = th[self.limit_key]
         got = self.measure(evidence, th)
         if isinstance(got, NotMeasured):
@@ -217,36 +239,47 @@ class Assertion:
 
 
 _REGISTRY: dict[str, Assertion] = {}
+_RUN: dict[str, Assertion] = {}
 _THRESHOLDS: dict[str, Threshold] = {}
+_THRESHOLD_SCOPE: dict[str, str] = {}  # key -> scope of the assertion that first declared it
 
-ASSERTIONS: Mapping[str, Assertion] = MappingProxyType(_REGISTRY)
-"""Every registered assertion by name, in registration (report) order."""
+ASSERTIONS: Mapping[str, Assertion] = MappingProxyType(_RUN)
+"""Every registered run-scope assertion by name, in registration (report) order."""
 
 
 def register(assertion: Assertion) -> Assertion:
-    """Add ``assertion`` to the registry; its name and threshold keys must be new."""
+    """Add ``assertion`` to the registry; its name must be new, and so must each threshold key
+    unless it is the very :class:`Threshold` object already declared (a shared limit)."""
     if assertion.name in _REGISTRY:
         raise ValueError(f"assertion {assertion.name!r} is registered already")
     for t in assertion.thresholds:
-        if t.key in _THRESHOLDS:
+        if t.key in _THRESHOLDS and _THRESHOLDS[t.key] is not t:
             raise ValueError(f"threshold {t.key!r} of {assertion.name} is declared already")
     _REGISTRY[assertion.name] = assertion
+    if assertion.scope == "run":
+        _RUN[assertion.name] = assertion
     for t in assertion.thresholds:
+        _THRESHOLD_SCOPE.setdefault(t.key, assertion.scope)
         _THRESHOLDS[t.key] = t
     return assertion
 
 
-def assertion_names() -> tuple[str, ...]:
-    """Every registered assertion's name, in report order."""
-    return tuple(_REGISTRY)
+def assertion_names(scope: str = "run") -> tuple[str, ...]:
+    """The names of the registered assertions of ``scope``, in report order."""
+    return tuple(name for name, a in _REGISTRY.items() if a.scope == scope)
 
 
 def get_assertion(name: str) -> Assertion:
-    """The assertion called ``name``; ``ValueError`` naming the known ones otherwise."""
+    """The assertion called ``name`` (any scope); ``ValueError`` naming the run ones otherwise."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown assertion {name!r} (expected one of: {', '.join(_REGISTRY)})") from None
+        raise ValueError(f"unknown assertion {name!r} (expected one of: {', '.join(_RUN)})") from None
+
+
+def _scope_keys(scope: str) -> list[str]:
+    """Threshold keys in force for ``scope``: the run's, plus the soak's own for ``"soak"``."""
+    return [k for k in _THRESHOLDS if _THRESHOLD_SCOPE[k] in ("run", scope)]
 
 
 class Thresholds:
@@ -254,31 +287,49 @@ class Thresholds:
 
     Read as ``th.idle_rate_bps`` or ``th["idle_rate_bps"]``; build with keyword overrides
     (``Thresholds(idle_rate_bps=2048)``) or :meth:`with_overrides` (a scenario's ``[thresholds]``
-    table). Immutable; equal when every value is equal.
+    table). Immutable; equal when every value is equal. ``Thresholds()`` holds the run scope's
+    keys; :meth:`for_scope` ``("soak")`` adds the soak's own.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_scope", "_values")
+    _scope: str
     _values: Mapping[str, float]
 
     def __init__(self, **overrides: float) -> None:
-        values = {key: t.default for key, t in _THRESHOLDS.items()}
-        values.update(_checked(overrides))
+        self._init("run", overrides)
+
+    def _init(self, scope: str, overrides: Mapping[str, object]) -> None:
+        keys = _scope_keys(scope)
+        values = {key: _THRESHOLDS[key].default for key in keys}
+        values.update(_checked(overrides, keys))
+        object.__setattr__(self, "_scope", scope)
         object.__setattr__(self, "_values", MappingProxyType(values))
 
-    @staticmethod
-    def known_keys() -> tuple[str, ...]:
-        """The valid keys of a ``[thresholds]`` table, sorted."""
-        return tuple(sorted(_THRESHOLDS))
+    @classmethod
+    def for_scope(cls, scope: str, overrides: Mapping[str, object] | None = None) -> Thresholds:
+        """The thresholds in force for ``scope`` ("run" or "soak"), with ``overrides`` applied."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}: {scope!r}")
+        new = cls.__new__(cls)
+        new._init(scope, overrides or {})
+        return new
 
     @staticmethod
-    def declared() -> tuple[Threshold, ...]:
-        """Every declared threshold, in registration order."""
-        return tuple(_THRESHOLDS.values())
+    def known_keys(scope: str = "run") -> tuple[str, ...]:
+        """The valid keys of a ``[thresholds]`` table (of ``scope``), sorted."""
+        return tuple(sorted(_scope_keys(scope)))
+
+    @staticmethod
+    def declared(scope: str = "run") -> tuple[Threshold, ...]:
+        """Every threshold declared for ``scope``, in registration order."""
+        return tuple(_THRESHOLDS[k] for k in _scope_keys(scope))
 
     def with_overrides(self, overrides: Mapping[str, object]) -> Thresholds:
         """A copy with ``overrides`` applied; raises :class:`ThresholdError` on a bad key or value."""
-        new = Thresholds()
-        object.__setattr__(new, "_values", MappingProxyType({**self._values, **_checked(overrides)}))
+        new = Thresholds.__new__(Thresholds)
+        values = {**self._values, **_checked(overrides, list(self._values))}
+        object.__setattr__(new, "_scope", self._scope)
+        object.__setattr__(new, "_values", MappingProxyType(values))
         return new
 
     def __getitem__(self, key: str) -> float:
@@ -310,13 +361,12 @@ class Thresholds:
         return dict(self._values)
 
 
-def _checked(overrides: Mapping[str, object]) -> dict[str, float]:
+def _checked(overrides: Mapping[str, object], keys: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in overrides.items():
-        if key not in _THRESHOLDS:
-            raise ThresholdError(
-                key, f"unknown threshold {key!r} (expected one of: {', '.join(sorted(_THRESHOLDS))})"
-            )
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise ThresholdError(key, f"unknown threshold {key!r} (expected one of: {known})")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
             raise ThresholdError(key, f"threshold {key!r} must be a number >= 0, got {value!r}")
@@ -327,12 +377,14 @@ def _checked(overrides: Mapping[str, object]) -> dict[str, float]:
 def evaluate(
     evidence: Evidence, thresholds: Thresholds | None = None, names: Iterable[str] | None = None
 ) -> list[AssertionResult]:
-    """Judge ``names`` (default: every registered assertion) on ``evidence``.
+    """Judge ``names`` (default: every run-scope assertion) on ``evidence``.
 
-    Raises ``ValueError`` for an unknown name (scenario files are checked when loaded).
+    Raises ``ValueError`` for an unknown name (scenario files are checked when loaded). Without
+    ``thresholds``, naming a soak-scope assertion uses ``Thresholds.for_scope("soak")``.
     """
-    th = thresholds if thresholds is not None else Thresholds()
-    chosen = [get_assertion(n) for n in (_REGISTRY if names is None else names)]
+    chosen = [get_assertion(n) for n in (_RUN if names is None else names)]
+    scope = "soak" if any(a.scope == "soak" for a in chosen) else "run"
+    th = thresholds if thresholds is not None else Thresholds.for_scope(scope)
     return [a.judge(evidence, th) for a in chosen]
 
 
