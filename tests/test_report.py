@@ -241,7 +241,8 @@ def test_report_json_has_every_schema_field() -> None:
         "min_bytes": 96.0,
         "max_bytes": 96.0,
     }
-    assert {"figure": "uasm_bytes", "reason": "not cross-origin isolated", "missing_hook": None} in data["unavailable"]
+    expected = {"figure": "uasm_bytes", "reason": "not cross-origin isolated", "missing_hook": None}
+    assert expected in data["unavailable"]
     assert len(data["samples"]) == 10
     assert data["samples"][0] == {
         "t": 100.0,
