@@ -60,9 +60,9 @@ def seed() -> Seed:
 
 def relay_factory(test_headers: bool = True) -> Callable[[Seed], Any]:
     """A `SyncRelay` maker serving seed1 and the client (with or without the COOP/COEP test headers)."""
-    from relaysim.relay import SyncRelay
+    from relaysim.relay import RelayConfig, SyncRelay
 
-    return lambda s: SyncRelay(events=s.events, static=CLIENT_DIR, test_headers=test_headers)
+    return lambda s: SyncRelay(RelayConfig(events=s.events, static=CLIENT_DIR, test_headers=test_headers))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from selenium.common.exceptions import JavascriptException
 
 from relaysim.client import CLIENT_DIR
 from relaysim.nostr import sign_event
-from relaysim.relay import SyncRelay
+from relaysim.relay import RelayConfig, SyncRelay
 from tests.client_fixtures import *  # noqa: F403 (fixtures)
 from tests.client_fixtures import App, Seed, open_subscriptions, wait_subs
 
@@ -124,7 +124,7 @@ def test_live_notes_push_the_oldest_off_a_capped_page(
 
 
 def test_the_app_reconnects_and_reloads_its_page(app_factory: Any, seed: Seed) -> None:
-    first = SyncRelay(events=seed.events, static=CLIENT_DIR, test_headers=True).__enter__()
+    first = SyncRelay(RelayConfig(events=seed.events, static=CLIENT_DIR, test_headers=True)).__enter__()
     try:
         app: App = app_factory()
         app.base = first.http_url.rstrip("/")
@@ -133,7 +133,8 @@ def test_the_app_reconnects_and_reloads_its_page(app_factory: Any, seed: Seed) -
     finally:
         first.__exit__(None, None, None)  # the relay goes away under the open tab ...
     port = int(app.base.rsplit(":", 1)[1])
-    with SyncRelay(events=seed.events, static=CLIENT_DIR, test_headers=True, port=port) as second:
+    config = RelayConfig(events=seed.events, static=CLIENT_DIR, test_headers=True, port=port)
+    with SyncRelay(config) as second:
         deadline = time.monotonic() + 20  # ... and comes back on the same port
         while open_subscriptions(second) != ["ntf"] and time.monotonic() < deadline:
             time.sleep(0.2)

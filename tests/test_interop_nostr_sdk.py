@@ -21,7 +21,7 @@ import trio
 from relaysim.dataset import cast_for, load_spec
 from relaysim.nostr import event_from_json, verify_event
 from relaysim.nostr.filter import parse_filter
-from relaysim.relay import Relay
+from relaysim.relay import RelayConfig, open_relay
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,7 +52,7 @@ async def test_nostr_sdk_fetches_seed1_and_every_event_verifies() -> None:
         await client.shutdown()
         return out
 
-    async with Relay(dataset="seed1", port=0) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0)) as relay:
         expected = relay.store.query([parse_filter(wanted)])
         received = await in_asyncio_thread(client_run)
 
@@ -83,7 +83,7 @@ async def test_nostr_sdk_publishes_and_fetches_back() -> None:
         await client.shutdown()
         return result
 
-    async with Relay(dataset="seed1", port=0) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0)) as relay:
         result = await in_asyncio_thread(client_run)
         stored = relay.store.get(result["id"])
 
@@ -114,9 +114,9 @@ async def test_nostr_sdk_receives_live_traffic_on_notifications() -> None:
         return out
 
     traffic = "notes=4/s,replies=2/s,reactions=4/s,reposts=1/s,zaps=1/s"
-    async with Relay(dataset="seed1", port=0, traffic=traffic) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0, traffic=traffic)) as relay:
         with trio.fail_after(30):
-            await relay.traffic_ready.wait()
+            await relay.traffic.ready.wait()
         received = await in_asyncio_thread(client_run)
 
     # limit 0: nothing stored, only live traffic -- about 2.5 s at ~9 notification events/s.

@@ -19,7 +19,7 @@ import trio
 from relaysim.dataset import cast_for, load_spec
 from relaysim.nostr import event_from_json
 from relaysim.nostr.filter import parse_filter
-from relaysim.relay import Relay
+from relaysim.relay import RelayConfig, open_relay
 
 INTEROP = Path(__file__).parent / "interop"
 NODE = shutil.which("node")
@@ -53,7 +53,7 @@ async def run_node(script: str, url: str, options: dict[str, Any]) -> dict[str, 
 
 async def test_nostr_tools_reads_seed1_verifies_and_publishes() -> None:
     wanted = {"kinds": [1, 6, 7, 9735], "limit": 300}
-    async with Relay(dataset="seed1", port=0) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0)) as relay:
         expected = [e.id for e in relay.store.query([parse_filter(wanted)])]
         summary = await run_node("nostr_tools_client.mjs", relay.url, {"filters": [wanted]})
         published = relay.store.get(summary["publish"]["id"])
@@ -87,9 +87,9 @@ async def test_nostr_tools_reads_seed1_verifies_and_publishes() -> None:
 
 
 async def test_nostr_tools_receives_live_traffic_on_feed_and_notifications() -> None:
-    async with Relay(dataset="seed1", port=0, traffic=TRAFFIC) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0, traffic=TRAFFIC)) as relay:
         with trio.fail_after(30):
-            await relay.traffic_ready.wait()
+            await relay.traffic.ready.wait()
         cast = cast_for(load_spec("seed1"))
         filters = [
             {"authors": list(cast.author_pubkeys), "kinds": [1, 6], "limit": 20},
@@ -115,9 +115,9 @@ async def test_nostr_tools_receives_live_traffic_on_feed_and_notifications() -> 
 
 
 async def test_closed_subscription_receives_nothing_while_traffic_runs() -> None:
-    async with Relay(dataset="seed1", port=0, traffic=TRAFFIC) as relay:
+    async with open_relay(RelayConfig(dataset="seed1", port=0, traffic=TRAFFIC)) as relay:
         with trio.fail_after(30):
-            await relay.traffic_ready.wait()
+            await relay.traffic.ready.wait()
         summary = await run_node(
             "ws_closed_subscription.mjs",
             relay.url,

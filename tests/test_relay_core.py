@@ -292,6 +292,37 @@ def test_close_subscriptions_from_harness_and_idle_state():
     assert stats["totals"]["subs_opened"] == 2 and stats["totals"]["subs_closed"] == 2
 
 
+def test_reset_swaps_the_store_and_counts_from_zero_keeping_totals_since_start():
+    core, clock = make_core()
+    gone = core.open_session("gone")
+    core.close_session(gone, 1000)
+    session = core.open_session("x")
+    drain(core, core.receive(session, encode_req("a", {"limit": 2})))
+    core.receive(session, encode_client_event(note(3000, "live")))
+    core.record_sent(session, events=2, live=False, nbytes=500)
+    fresh = EventStore()
+    fresh.load(STORED[:3])
+    clock.t = 6000.0
+    core.reset(fresh)
+    assert core.store is fresh and core.resets == 1 and core.reset_at == 6000.0
+    assert not session.subs and core.idle_state() == (0, None)
+    stats = core.stats()
+    assert (stats["resets"], stats["reset_at"]) == (1, 6000.0)
+    assert stats["closed_connections"] == []
+    [row] = stats["connections"]
+    assert row["id"] == session.conn_id  # the connection stays, its figures restart
+    restarted = ("messages_received", "events_sent", "bytes_sent", "subs_opened", "last_eose_at")
+    assert [row[name] for name in restarted] == [0, 0, 0, 0, None]
+    totals, since_start = stats["totals"], stats["totals_since_start"]
+    assert totals["events_stored"] == 3 and totals["connections_open"] == 1
+    assert (totals["subs_opened"], totals["events_accepted"], totals["bytes_sent"]) == (0, 0, 0)
+    assert since_start["subs_opened"] == 1 and since_start["subs_closed"] == 1
+    assert [since_start[n] for n in ("events_accepted", "bytes_sent", "connections_opened")] == [1, 500, 2]
+    core.receive(session, encode_req("b", {"limit": 0}))
+    stats = core.stats()
+    assert stats["totals"]["subs_opened"] == 1 and stats["totals_since_start"]["subs_opened"] == 2
+
+
 def test_stats_lists_connections_with_subscription_filters():
     core, _ = make_core()
     session = core.open_session("127.0.0.1:9")

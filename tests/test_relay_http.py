@@ -8,8 +8,8 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 from relay_client import connect, http_request, signed_note
 
-from relaysim.nostr.messages import encode_close, encode_req
-from relaysim.relay import Limits, Relay
+from relaysim.nostr.messages import encode_client_event, encode_close, encode_req
+from relaysim.relay import HARNESS_CLOSE_REASON, Limits, RelayConfig, open_relay
 from relaysim.relay import server as server_module
 from relaysim.relay.http import HttpRequest
 from relaysim.relay.routes import handle_request, is_loopback
@@ -20,7 +20,7 @@ NIP11 = {"Accept": "application/nostr+json"}
 
 @pytest.fixture
 async def relay():
-    async with Relay(events=STORED, limits=Limits(max_subscriptions=9)) as r:
+    async with open_relay(RelayConfig(events=STORED, limits=Limits(max_subscriptions=9))) as r:
         yield r
 
 
@@ -86,7 +86,7 @@ async def test_stats_shows_connections_subscriptions_and_counters(relay):
 
 async def test_metrics_in_prometheus_format_from_a_private_registry(relay):
     with trio.fail_after(10):
-        async with Relay() as other:
+        async with open_relay(RelayConfig()) as other:
             client = await connect(relay.url)
             await client.send(encode_req("a", {"kinds": [1], "limit": 3}))
             await client.recv_until_eose("a")
@@ -200,13 +200,69 @@ async def test_control_close_subscriptions_sends_closed_and_drops_them(relay):
         assert status == 405 and headers["allow"] == "POST"
 
 
+async def test_control_reset_puts_the_dataset_back_and_ends_every_subscription(relay):
+    with trio.fail_after(20):
+        a, b = await connect(relay.url), await connect(relay.url)
+        for client, sub in ((a, "feed"), (a, "notes"), (b, "other")):
+            await client.send(encode_req(sub, {"kinds": [1], "limit": 0}))
+            await client.recv_until_eose(sub)
+        live = signed_note(5000, "live, gone after the reset")
+        deletion = signed_note(5001, "", kind=5, tags=(("e", STORED[0].id),))  # same author as STORED
+        for event in (live, deletion):
+            await a.send(encode_client_event(event))
+        got_a = [await a.recv_json() for _ in range(4)]  # OK live, 2 x EVENT live, OK deletion
+        assert ["OK", deletion.id, True, ""] in got_a and (await b.recv_json())[2]["id"] == live.id
+        assert len(relay.store) == len(STORED) + 1  # + live + deletion - the deleted note
+
+        status, _, body = await http_request(relay.http_url, method="POST", path="/control/reset")
+        assert status == 200
+        report = orjson.loads(body)
+        assert {k: report[k] for k in ("subscriptions_closed", "connections", "resets", "traffic")} == {
+            "subscriptions_closed": 3,
+            "connections": 2,
+            "resets": 1,
+            "traffic": None,
+        }
+        assert (report["events_before"], report["events_after"]) == (len(STORED) + 1, len(STORED))
+        assert report["seconds"] >= report["store_seconds"] >= 0
+        closed = sorted([await a.recv_json(), await a.recv_json()])
+        assert closed == [["CLOSED", "feed", HARNESS_CLOSE_REASON], ["CLOSED", "notes", HARNESS_CLOSE_REASON]]
+        assert await b.recv_json() == ["CLOSED", "other", HARNESS_CLOSE_REASON]
+
+        stats = relay.stats()
+        assert (stats["resets"], stats["reset_at"] is not None, stats["closed_connections"]) == (1, True, [])
+        assert stats["totals"]["subs_opened"] == 0 and stats["totals"]["events_received"] == 0
+        assert stats["totals_since_start"]["subs_opened"] == 3
+        assert stats["totals_since_start"]["events_received"] == 2
+        assert all(row["subs_opened"] == row["events_sent"] == 0 for row in stats["connections"])
+        # Exactly the dataset: the live note is gone, the deleted one is back (the same websocket).
+        await a.send(encode_req("all", {"limit": 100}))
+        events, others = await a.recv_until_eose("all")
+        assert {e.id for e in events} == {e.id for e in STORED} and others == []
+        await b.send(encode_req("after", {"kinds": [1], "limit": 0}))
+        await b.recv_until_eose("after")
+        await relay.publish(signed_note(6000, "after the reset"))
+        assert (await b.recv_json())[:2] == ["EVENT", "after"]  # live delivery works as before
+        _, _, metrics_text = await http_request(relay.http_url, path="/metrics")
+        assert b"relaysim_subscriptions_opened_total 5.0" in metrics_text  # counters never go down
+        second = await relay.reset()  # from the spare store built after the first reset
+        assert (second.resets, second.events_after, second.subscriptions_closed) == (2, len(STORED), 2)
+        await a.send(encode_req("again", {"limit": 100}))
+        events, _ = await a.recv_until_eose("again")
+        assert {e.id for e in events} == {e.id for e in STORED}
+
+
 async def test_control_refuses_non_loopback_peers(relay):
     with trio.fail_after(5):
         # The socket tests can only come from loopback; this feeds the router a remote peer.
-        request = HttpRequest("POST", "/control/close-subscriptions?conn=all", (), b"", "192.0.2.7")
-        response = await handle_request(relay, request)
-        assert response.status == 403
-        assert response.body == b"403 Forbidden: control endpoints answer loopback peers only\n"
+        for path in ("/control/close-subscriptions?conn=all", "/control/reset"):
+            request = HttpRequest("POST", path, (), b"", "192.0.2.7")
+            response = await handle_request(relay, request)
+            assert response.status == 403
+            assert response.body == b"403 Forbidden: control endpoints answer loopback peers only\n"
+        status, headers, _ = await http_request(relay.http_url, path="/control/reset")
+        assert status == 405 and headers["allow"] == "POST"
+        assert relay.stats()["resets"] == 0
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
     assert not is_loopback("10.0.0.1") and not is_loopback("not an ip")
 
@@ -234,7 +290,7 @@ async def test_builtin_reference_client_is_served_with_test_headers(relay):
 
 async def test_builtin_page_when_the_client_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(server_module, "DEFAULT_CLIENT_DIR", tmp_path)
-    async with Relay() as r:
+    async with open_relay(RelayConfig()) as r:
         with trio.fail_after(10):
             status, headers, body = await http_request(r.http_url, path="/")
             assert status == 200 and b"reference client is not installed here" in body
@@ -247,7 +303,7 @@ async def test_builtin_page_when_the_client_is_missing(tmp_path, monkeypatch):
 async def test_static_dir_replaces_the_client_and_headers_are_opt_in(tmp_path):
     (tmp_path / "index.html").write_text("<p>mine</p>")
     (tmp_path / "m.wasm").write_bytes(b"\0asm\1\0\0\0")
-    async with Relay(static=tmp_path) as r:
+    async with open_relay(RelayConfig(static=tmp_path)) as r:
         with trio.fail_after(10):
             status, headers, body = await http_request(r.http_url, path="/")
             assert (status, body) == (200, b"<p>mine</p>")
@@ -263,7 +319,7 @@ async def test_static_dir_replaces_the_client_and_headers_are_opt_in(tmp_path):
             client = await connect(r.url)  # the websocket lives on the same origin
             await client.send(encode_req("x", {"limit": 0}))
             await client.recv_until_eose("x")
-    async with Relay(static=tmp_path, test_headers=True) as r:
+    async with open_relay(RelayConfig(static=tmp_path, test_headers=True)) as r:
         with trio.fail_after(10):
             _, headers, _ = await http_request(r.http_url, path="/m.wasm")
             assert headers["cross-origin-embedder-policy"] == "require-corp"

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from relay_client import connect as trio_connect
 from relay_client import http_request, signed_note
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from relaysim.browser.relay_http import RelayHttp
 from relaysim.nostr.event import event_from_json, verify_event
 from relaysim.nostr.filter import Filter
 from relaysim.nostr.messages import encode_close, encode_req
-from relaysim.relay import Relay, SyncRelay
+from relaysim.relay import RelayConfig, SyncRelay, open_relay
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 
@@ -50,7 +52,7 @@ def until_eose(conn, sub_id: str) -> tuple[list, list]:
 
 @pytest.mark.timeout(60)
 def test_sync_relay_api():
-    with SyncRelay(events=STORED) as relay, ws(relay.url) as conn:
+    with SyncRelay(RelayConfig(events=STORED)) as relay, ws(relay.url) as conn:
         assert relay.url.startswith("ws://127.0.0.1:") and relay.http_url.startswith("http://127.0.0.1:")
         conn.send(encode_req("feed", {"kinds": [1], "limit": 3}).decode())
         events, _ = until_eose(conn, "feed")
@@ -68,6 +70,13 @@ def test_sync_relay_api():
         assert report["idle"] is True and report["seconds_since_last_eose"] >= 0.2
         assert b"relaysim_subscriptions_active 0.0" in relay.metrics()
         assert relay.traffic is None
+        conn.send(encode_req("again", {"kinds": [1], "limit": 0}).decode())
+        until_eose(conn, "again")
+        report = relay.reset()  # blocking, from this thread
+        assert (report.subscriptions_closed, report.events_before, report.events_after) == (1, 11, 10)
+        assert recv_json(conn) == ["CLOSED", "again", "error: closed by test harness"]
+        over_http = RelayHttp(relay.url).reset()  # the same, through POST /control/reset
+        assert (over_http.resets, over_http.events_after, over_http.subscriptions_closed) == (2, 10, 0)
         relay.close()
         with pytest.raises(ConnectionClosed) as info:
             conn.recv(timeout=10)
@@ -79,14 +88,17 @@ def test_sync_relay_api():
 def test_sync_relay_start_failure_is_raised():
     from relaysim.errors import UsageError
 
-    with pytest.raises(UsageError, match="does not exist"), SyncRelay("/no/such/file.jsonl"):
+    with (
+        pytest.raises(UsageError, match="does not exist"),
+        SyncRelay(RelayConfig(dataset="/no/such/file.jsonl")),
+    ):
         pass
 
 
 @pytest.mark.timeout(240)
 def test_seed1_with_traffic_closed_subscription_receives_nothing_more():
     """The issue's "done when": seed1 served, a CLOSEd subscription gets nothing while traffic runs."""
-    with SyncRelay(dataset="seed1", traffic="notes=20/s") as relay, ws(relay.url) as conn:
+    with SyncRelay(RelayConfig(dataset="seed1", traffic="notes=20/s")) as relay, ws(relay.url) as conn:
         conn.send(encode_req("page", {"kinds": [1], "limit": 500}).decode())
         events, _ = until_eose(conn, "page")
         assert len(events) == 500
@@ -155,7 +167,7 @@ async def test_relay_with_seed1_name_loads_and_counts():
     import trio
 
     with trio.fail_after(180):
-        async with Relay("seed1") as relay:
+        async with open_relay(RelayConfig(dataset="seed1")) as relay:
             info = relay.stats()["relay"]
             assert info["dataset"] == "seed1" and info["events_stored"] == len(relay.store) > 10_000
             assert info["sha256"] == (DATASETS / "seed1.sha256").read_text().split()[0]
@@ -165,9 +177,50 @@ async def test_relay_with_seed1_name_loads_and_counts():
             assert status == 200 and relay.store.query([Filter(kinds=[3], authors=[viewer])])
             assert relay.traffic is not None  # bursts work even without --traffic ...
             await trio.sleep(0.2)
-            assert not relay.traffic_ready.is_set()  # ... but the generator waits until asked
+            assert not relay.traffic.ready.is_set()  # ... but the generator waits until asked
             before = relay.stats()["totals"]["events_published_in_process"]
             relay.traffic.burst("notes", 2)
-            await relay.traffic_ready.wait()
+            await relay.traffic.ready.wait()
             while relay.stats()["totals"]["events_published_in_process"] < before + 2:
                 await trio.sleep(0.05)
+
+
+def _content(event: dict) -> tuple:
+    """What a seeded traffic event is made of, apart from when it was made."""
+    return event["pubkey"], event["kind"], event["tags"], event["content"]
+
+
+async def test_reset_restarts_traffic_from_its_seed_in_its_initial_state():
+    import trio
+
+    # Profiles at 1/h: the schedule never fires during the test; notes come from bursts only.
+    config = RelayConfig(dataset="seed1", traffic="profiles=1/h", traffic_paused=True)
+    with trio.fail_after(180):
+        async with open_relay(config) as relay:
+            assert relay.traffic is not None
+            client = await trio_connect(relay.url)
+            await client.send(encode_req("live", {"kinds": [1], "limit": 0}))
+            await client.recv_until_eose("live")
+            relay.traffic.burst("notes", 3)
+            before = [await client.recv_json() for _ in range(3)]
+            assert [m[:2] for m in before] == [["EVENT", "live"]] * 3
+            relay.traffic.resume()
+            assert not relay.traffic.paused
+
+            status, _, body = await http_request(relay.http_url, method="POST", path="/control/reset")
+            assert status == 200 and orjson.loads(body)["traffic"] == {"seed": 1, "paused": True}
+            assert await client.recv_json() == ["CLOSED", "live", "error: closed by test harness"]
+            assert relay.traffic.paused and relay.traffic.statistics().total == 0
+            await client.send(encode_req("gone", {"ids": [m[2]["id"] for m in before]}))
+            gone, _ = await client.recv_until_eose("gone")
+            assert gone == []  # the live notes went with the reset
+            await client.send(encode_close("gone"))
+
+            await client.send(encode_req("live", {"kinds": [1], "limit": 0}))
+            await client.recv_until_eose("live")
+            relay.traffic.burst("notes", 2)
+            after = [await client.recv_json() for _ in range(2)]
+            # The generator starts over from its seed: the same notes as a fresh relay's, in order.
+            assert [m[:2] for m in after] == [["EVENT", "live"]] * 2
+            assert [_content(m[2]) for m in after] == [_content(m[2]) for m in before[:2]]
+            assert relay.stats()["traffic"]["emitted"]["notes"] == 2

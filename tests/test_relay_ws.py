@@ -8,14 +8,15 @@ import trio
 from relay_client import SK2, WsClient, bulk_events, connect, http_request, signed_note
 
 from relaysim.nostr.messages import encode_client_event, encode_close, encode_req
-from relaysim.relay import ConnectionSettings, Limits, Relay
+from relaysim.relay import ConnectionSettings, Limits, Relay, RelayConfig, open_relay
 
 STORED = [signed_note(1000 + i, f"note {i}") for i in range(30)]
 
 
 @pytest.fixture
 async def relay():
-    async with Relay(events=STORED, limits=Limits(max_subscriptions=5, max_message_length=4096)) as r:
+    limits = Limits(max_subscriptions=5, max_message_length=4096)
+    async with open_relay(RelayConfig(events=STORED, limits=limits)) as r:
         yield r
 
 
@@ -68,7 +69,7 @@ async def test_close_stops_delivery_and_later_events_never_arrive(relay):
 
 async def test_close_mid_query_in_the_same_read_sends_nothing(relay):
     big = bulk_events(4000)
-    async with Relay(events=big, limits=Limits(max_limit=5000)) as r:
+    async with open_relay(RelayConfig(events=big, limits=Limits(max_limit=5000))) as r:
         with trio.fail_after(15):
             client = await connect(r.url)
             # Both frames in one write: the relay reads the CLOSE before the query task runs.
@@ -83,7 +84,7 @@ async def test_close_mid_query_in_the_same_read_sends_nothing(relay):
 async def test_close_mid_query_between_batches_stops_before_eose():
     big = bulk_events(4000, content_size=400)
     settings = ConnectionSettings(batch_events=20, outbox_bytes=16_384, send_timeout=30)
-    async with Relay(events=big, limits=Limits(max_limit=5000), settings=settings) as r:
+    async with open_relay(RelayConfig(events=big, limits=Limits(max_limit=5000), settings=settings)) as r:
         with trio.fail_after(20):
             client = await connect(r.url, rcvbuf=4096)
             await client.send(encode_req("big", {"kinds": [1], "limit": 5000}))
@@ -258,12 +259,13 @@ async def test_garbage_and_vanishing_clients_do_not_hurt_the_server(relay):
 
 async def test_client_that_never_reads_is_disconnected_and_memory_stays_bounded():
     settings = ConnectionSettings(outbox_bytes=65_536, outbox_items=1000, kill_grace=1.0)
-    async with Relay(settings=settings) as r:
+    async with open_relay(RelayConfig(settings=settings)) as r:
         with trio.fail_after(20):
             client = await connect(r.url, rcvbuf=4096)
             await client.send(encode_req("all", {"kinds": [1], "limit": 0}))
             await client.recv_until_eose("all")
-            conn = r._connections[r.stats()["connections"][0]["id"]]
+            conn = r._connections.get(r.stats()["connections"][0]["id"])
+            assert conn is not None
             big = "y" * 2000
             published = 0
             while r.stats()["totals"]["slow_client_disconnects"] == 0:
@@ -282,9 +284,10 @@ async def test_client_that_never_reads_is_disconnected_and_memory_stays_bounded(
 
 async def test_big_query_to_a_client_that_never_reads_times_out():
     settings = ConnectionSettings(outbox_bytes=32_768, batch_events=20, send_timeout=0.5, kill_grace=0.5)
-    async with Relay(
+    config = RelayConfig(
         events=bulk_events(3000, content_size=500), limits=Limits(max_limit=5000), settings=settings
-    ) as r:
+    )
+    async with open_relay(config) as r:
         with trio.fail_after(20):
             client = await connect(r.url, rcvbuf=4096)
             await client.send(encode_req("big", {"limit": 3000}))
@@ -301,7 +304,7 @@ async def test_leaving_the_relay_closes_websockets_with_1001():
             ready: list[Relay] = []
 
             async def run_relay():
-                async with Relay() as r:
+                async with open_relay(RelayConfig()) as r:
                     ready.append(r)
                     await stop.wait()
 
@@ -354,7 +357,7 @@ async def test_bad_websocket_handshake_is_refused_by_websockets(relay):
 
 
 async def test_stored_events_of_a_req_leave_in_a_few_socket_writes():
-    async with Relay(events=bulk_events(600)) as r:
+    async with open_relay(RelayConfig(events=bulk_events(600))) as r:
         with trio.fail_after(10):
             client = await connect(r.url)
             await client.send(encode_req("page", {"kinds": [1], "limit": 500}))

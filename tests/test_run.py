@@ -14,7 +14,7 @@ import pytest
 
 from relaysim.browser import BrowserSpec
 from relaysim.cli import main
-from relaysim.relay import SyncRelay
+from relaysim.relay import RelayConfig, SyncRelay
 from relaysim.scenario import load_scenario
 from relaysim.scenario.runner import RunOptions, build_report, resolve_app, run
 
@@ -266,7 +266,7 @@ def test_client_that_keeps_a_subscription_fails_with_that_fact(tmp_path):
 
 
 def test_run_against_a_relay_given_by_url(tmp_path):
-    with SyncRelay(dataset="seed1", port=0) as relay:
+    with SyncRelay(RelayConfig(dataset="seed1")) as relay:
         options = RunOptions(app="builtin", relay_url=relay.url, idle_window=2, idle_settle=1)
         result = run(_scenario(tmp_path), options)
     assert result.exit_code() == 0

@@ -10,7 +10,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaysim.relay import Relay
+from relaysim.relay import RelayConfig, open_relay
 from relaysim.relay.static import CONTENT_TYPES, TEST_HEADERS, resolve_static
 
 WASM = b"\0asm\x01\0\0\0"
@@ -266,7 +266,7 @@ async def _raw_get(port: int, target: str) -> tuple[int, dict[str, str], bytes]:
 
 
 async def test_relay_serves_the_site_with_test_headers(site: Path) -> None:
-    async with Relay(static=site, test_headers=True, port=0) as relay:
+    async with open_relay(RelayConfig(static=site, test_headers=True, port=0)) as relay:
         port = int(relay.http_url.rstrip("/").rsplit(":", 1)[1])
         status, headers, body = await _raw_get(port, "/heap.wasm?v=1")
         assert (status, body) == (200, WASM)

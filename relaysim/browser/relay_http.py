@@ -1,8 +1,9 @@
 """A relay given by URL (``--relay-url``), driven through its HTTP endpoints.
 
-The in-process :class:`relaysim.relay.SyncRelay` and this class answer the same four questions the idle
+The in-process :class:`relaysim.relay.SyncRelay` and this class answer the same questions the idle
 protocol and the sampler ask -- ``stats()``, ``close_subscriptions(conn_id)``, ``wait_idle(settle)`` and
-``traffic`` -- so a run against a relay on another machine measures exactly what a local run does.
+``traffic`` -- and both offer ``reset()``, so a run against a relay on another machine measures exactly
+what a local run does.
 ``/control/...`` endpoints answer loopback peers only, so closing and traffic work for a relay on this
 machine; from elsewhere the relay refuses them (403) and the run says so.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from relaysim.errors import EnvironmentProblem
+from relaysim.relay import ResetReport
 
 __all__ = ["RelayHttp", "http_base"]
 
@@ -80,6 +82,10 @@ class RelayHttp:
 
     def close_subscriptions(self, conn_id: int | str) -> Any:
         return self._post("/control/close-subscriptions", {"conn": conn_id})
+
+    def reset(self) -> ResetReport:
+        """``POST /control/reset``: back to the dataset (see :meth:`relaysim.relay.Relay.reset`)."""
+        return ResetReport.from_dict(self._post("/control/reset"))
 
     def wait_idle(self, settle: float = 5.0, timeout: float | None = 120.0) -> Any:
         """Long-poll ``/idle``; ``TimeoutError`` when the relay answers 408 (not idle in time)."""

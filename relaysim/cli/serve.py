@@ -1,7 +1,8 @@
 """``relaysim serve``: run the test relay until Ctrl-C or SIGTERM.
 
-A thin shell over :class:`relaysim.relay.Relay`: parse the arguments, enter the relay, print the
-URLs once it is ready, wait for SIGINT/SIGTERM, leave (every websocket is closed with 1001).
+A thin shell over :func:`relaysim.relay.open_relay`: parse the arguments into a
+:class:`~relaysim.relay.RelayConfig` (which checks them), enter the relay, print the URLs once it is
+ready, wait for SIGINT/SIGTERM, leave (every websocket is closed with 1001).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 
 import trio
 
-from relaysim.errors import UsageError
-from relaysim.relay.server import DEFAULT_MAX_EVENTS
+from relaysim.relay import DEFAULT_MAX_EVENTS, RelayConfig, open_relay
 
 __all__ = ["register", "serve"]
 
@@ -68,35 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
-    if args.max_events is not None and args.max_events < 1:
-        raise UsageError(f"--max-events must be a positive number, got {args.max_events}")
-    if args.static is not None and not args.static.is_dir():
-        raise UsageError(f"--static {args.static}: not a directory")
-    if not _is_loopback(args.host):
-        print(
-            f"relaysim: warning: binding {args.host} exposes the relay, the app and /stats to the network "
-            "(the /control endpoints still answer loopback peers only)",
-            file=sys.stderr,
-        )
-    return trio.run(serve, args)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def serve(args: argparse.Namespace) -> int:
-    from relaysim.relay import Relay
-
-    relay = Relay(
-        args.dataset,
+    config = RelayConfig(
+        dataset=args.dataset,
         host=args.host,
         port=args.port,
         static=args.static,
@@ -108,8 +81,27 @@ async def serve(args: argparse.Namespace) -> int:
         # Hints name this relay when its address is fixed; port 0 keeps the default build.
         hints_follow_url=args.port != 0,
     )
+    if not _is_loopback(args.host):
+        print(
+            f"relaysim: warning: binding {args.host} exposes the relay, the app and /stats to the network "
+            "(the /control endpoints still answer loopback peers only)",
+            file=sys.stderr,
+        )
+    return trio.run(serve, config)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(config: RelayConfig) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with relay:
+        async with open_relay(config) as relay:
             info = relay.load_info
             print(f"relaysim: relay   {relay.url}", flush=True)
             print(f"relaysim: app     {relay.http_url}", flush=True)
@@ -117,7 +109,7 @@ async def serve(args: argparse.Namespace) -> int:
             print(
                 f"relaysim: ready in {relay.ready_seconds:.2f} s: {info.get('events_stored', 0)} events "
                 f"from {info.get('dataset') or 'nothing (empty relay)'}"
-                + (f", traffic {args.traffic}" if args.traffic else ""),
+                + (f", traffic {config.traffic}" if config.traffic else ""),
                 flush=True,
             )
             async for signum in signals:

@@ -90,6 +90,12 @@ class Session:
     last_eose_at: float | None = None
     close_code: int | None = None
 
+    def restart_counters(self) -> None:
+        """The harness reset the relay: this connection's figures count from zero again."""
+        self.messages_received = self.events_sent = self.live_events_sent = 0
+        self.bytes_sent = self.writes = self.subs_opened = self.subs_closed = 0
+        self.last_eose_at = None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.conn_id,
@@ -142,7 +148,7 @@ class Reply:
 
 @dataclass
 class Totals:
-    """Relay-wide counters (monotonic, never reset while the relay runs)."""
+    """Relay-wide counters, monotonic between two resets (see :meth:`RelayCore.reset`)."""
 
     connections_opened: int = 0
     messages_received: int = 0
@@ -163,6 +169,9 @@ class Totals:
     slow_client_disconnects: int = 0
     connection_errors: int = 0
 
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(**{name: value + getattr(other, name) for name, value in vars(self).items()})
+
 
 class RelayCore:
     """NIP-01 state of the whole relay: store, sessions, subscriptions, counters."""
@@ -181,6 +190,9 @@ class RelayCore:
         self.sessions: dict[int, Session] = {}
         self.closed_sessions: deque[Session] = deque(maxlen=CLOSED_HISTORY)
         self.totals = Totals()
+        self._totals_before_reset = Totals()
+        self.resets = 0
+        self.reset_at: float | None = None
         self.last_eose_at: float | None = None
         self._next_conn_id = 1
 
@@ -389,6 +401,25 @@ class RelayCore:
             messages.append(encode_closed(sub_id, reason))
         return messages
 
+    def reset(self, store: EventStore) -> None:
+        """Start over with ``store``: counters from zero, closed-connection history dropped.
+
+        Call it after :meth:`close_subscriptions` for every session (the relay's reset does);
+        the connections stay open and keep their ids. ``totals_since_start`` in :meth:`stats`
+        keeps counting across resets.
+        """
+        for session in self.sessions.values():
+            for sub_id in list(session.subs):
+                self._close(session, sub_id)  # nothing to send: the caller already said CLOSED
+            session.restart_counters()
+        self.store = store
+        self._totals_before_reset += self.totals
+        self.totals = Totals()
+        self.closed_sessions.clear()
+        self.last_eose_at = None
+        self.resets += 1
+        self.reset_at = self.clock()
+
     def record_sent(self, session: Session, *, events: int, live: bool, nbytes: int, sub: Any = None) -> None:
         """The I/O layer framed ``events`` EVENTs, or made one socket write of ``nbytes``."""
         if nbytes:
@@ -428,7 +459,11 @@ class RelayCore:
         return len(session.subs), session.last_eose_at
 
     def stats(self) -> dict[str, Any]:
-        """The ``/stats`` document (JSON-ready)."""
+        """The ``/stats`` document (JSON-ready).
+
+        ``totals`` and the connection rows count from the last reset (from the start if there was
+        none); ``totals_since_start`` holds the same counters since the relay started.
+        """
         totals = dict(vars(self.totals))
         totals.update(
             connections_open=len(self.sessions),
@@ -439,8 +474,11 @@ class RelayCore:
         return {
             "now": self.clock(),
             "started_at": self.started_at,
+            "resets": self.resets,
+            "reset_at": self.reset_at,
             "limits": asdict(self.limits),
             "totals": totals,
+            "totals_since_start": vars(self._totals_before_reset + self.totals),
             "connections": [s.to_dict() for s in self.sessions.values()],
             "closed_connections": [s.to_dict() for s in self.closed_sessions],
         }

@@ -1,4 +1,4 @@
-"""What a relay serves at start: a dataset's events, and the traffic generator that fits them.
+"""What a relay serves at start: a dataset's events, pinned in a fresh store.
 
 ``dataset`` is resolved as the CLI documents it:
 
@@ -9,19 +9,33 @@
   (``ensure_built``) and read without re-verifying: relaysim signed it itself.
 
 Only a named dataset has a cast (the authors' secret keys), so only it can drive live traffic.
+The parsed events are kept (:attr:`Served.events`): ``POST /control/reset`` builds a fresh store
+from them instead of reading the file again.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relaysim.dataset import DatasetSpec, ensure_built, load_spec, read_jsonl, sha256_file, viewer_pubkey
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
-from relaysim.traffic import TrafficControl
+from relaysim.store import EventStore
+from relaysim.traffic import Rates, parse_rates
 
-__all__ = ["LoadedDataset", "OnDemandTrafficControl", "load_dataset", "make_generator", "parse_traffic"]
+__all__ = [
+    "LoadedDataset",
+    "Served",
+    "build_store",
+    "is_jsonl",
+    "load_dataset",
+    "load_served",
+    "parse_traffic",
+]
 
 
 @dataclass
@@ -29,21 +43,31 @@ class LoadedDataset:
     name: str | None
     path: Path | None
     events: list[Event] = field(default_factory=list)
-    spec: Any = None
+    spec: DatasetSpec | None = None
 
 
-def _is_jsonl(dataset: str | Path) -> bool:
+@dataclass(frozen=True)
+class Served:
+    """The events a relay starts with (and goes back to on reset), and where they came from."""
+
+    events: tuple[Event, ...]
+    spec: DatasetSpec | None  # None for a JSONL file or no dataset: no cast, no traffic
+    viewer: str | None  # the dataset's viewer account, served as /viewer.json
+    relay_url: str | None  # where the dataset's relay hints point (None: the default URL)
+    info: dict[str, Any]  # the "relay" part of /stats: dataset, path, sha256, counts, load time
+
+
+def is_jsonl(dataset: str | Path) -> bool:
+    """True when ``dataset`` names a JSONL export rather than a dataset name or spec."""
     path = Path(dataset)
     return path.suffix == ".jsonl" or (path.is_file() and path.suffix != ".toml")
 
 
 def load_dataset(dataset: str | Path | None, *, relay_url: str | None = None) -> LoadedDataset:
     """Read (building if needed) the events of ``dataset``; see the module docstring."""
-    from relaysim.dataset import ensure_built, load_spec, read_jsonl
-
     if dataset is None:
         return LoadedDataset(None, None)
-    if _is_jsonl(dataset):
+    if is_jsonl(dataset):
         path = Path(dataset)
         if not path.is_file():
             raise UsageError(f"dataset file {path} does not exist")
@@ -62,56 +86,44 @@ def load_dataset(dataset: str | Path | None, *, relay_url: str | None = None) ->
     return LoadedDataset(spec.name, path, result.events, spec)
 
 
-def make_generator(
-    spec: Any,
-    traffic: Any,
+def build_store(events: Sequence[Event], capacity: int | None) -> EventStore:
+    """A new store holding exactly ``events``, pinned (the dataset is never evicted)."""
+    store = EventStore(capacity=capacity)
+    store.load(events, pinned=True)
+    return store
+
+
+def load_served(
+    dataset: str | Path | None,
+    extra: Sequence[Event],
     *,
-    seed: int | str,
     relay_url: str | None,
-    start_time: float | None = None,
-) -> Any:
-    """A ``TrafficGenerator`` signing as ``spec``'s cast (slow: it rebuilds the cast).
+    capacity: int | None,
+) -> tuple[Served, EventStore]:
+    """Read ``dataset`` plus ``extra`` into a new store (slow for a big dataset: run it in a thread)."""
+    t0 = time.perf_counter()
+    loaded = load_dataset(dataset, relay_url=relay_url)
+    events = (*loaded.events, *extra)
+    store = EventStore(capacity=capacity)
+    result = store.load(events, pinned=True)
+    info = {
+        "dataset": loaded.name,
+        "path": str(loaded.path) if loaded.path else None,
+        # What exactly was served, for reports: the JSONL file's hash (~20 ms for seed1).
+        "sha256": sha256_file(loaded.path) if loaded.path else None,
+        "events_read": len(events),
+        "events_stored": len(store),
+        "events_refused": result.refused,
+        "load_seconds": round(time.perf_counter() - t0, 4),
+    }
+    viewer = viewer_pubkey(loaded.spec.seed_bytes) if loaded.spec is not None else None
+    return Served(events, loaded.spec, viewer, relay_url, info), store
 
-    ``traffic`` is a rates spec string, a ``Rates`` or None (no scheduled traffic: bursts from
-    the control endpoint still work).
-    """
-    import time
 
-    from relaysim.dataset import cast_for
-    from relaysim.traffic import TrafficGenerator
-
-    cast = cast_for(spec, relay_url)
-    start = start_time if start_time is not None else time.time()
-    return TrafficGenerator(cast, seed, parse_traffic(traffic), start)
-
-
-def parse_traffic(traffic: Any) -> Any:
+def parse_traffic(traffic: str | Rates | None) -> Rates:
     """``Rates`` from a spec string, a ``Rates``, or None (no scheduled traffic)."""
-    from relaysim.traffic import Rates, parse_rates
-
     if traffic is None:
         return Rates()
     if isinstance(traffic, str):
         return parse_rates(traffic)
     return traffic
-
-
-class OnDemandTrafficControl(TrafficControl):
-    """A ``TrafficControl`` that also says when someone first wants traffic.
-
-    ``wanted`` (a ``trio.Event``; the methods run on the relay's trio thread) is set by
-    :meth:`burst` and :meth:`resume`: that is when the relay builds the generator if no rates
-    were given at start.
-    """
-
-    def __init__(self, *, paused: bool, wanted: Any) -> None:
-        super().__init__(paused=paused)
-        self._wanted = wanted
-
-    def burst(self, kind_name: str, n: int) -> None:
-        super().burst(kind_name, n)
-        self._wanted.set()
-
-    def resume(self) -> None:
-        super().resume()
-        self._wanted.set()

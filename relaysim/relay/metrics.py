@@ -2,7 +2,9 @@
 
 Each :class:`~relaysim.relay.server.Relay` has its own ``CollectorRegistry`` (never the global
 one: several relays run in one test process) holding one collector that reads the live figures
-at scrape time. Nothing is counted twice: the numbers are the ones ``/stats`` shows.
+at scrape time. Nothing is counted twice: the numbers are the ones ``/stats`` shows. Counters come
+from ``totals_since_start``, so they never go down when the harness resets the relay (Prometheus
+counters must not); the traffic counts restart at a reset, which ``rate()`` treats as a counter reset.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ class RelayCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         totals = stats["totals"]
+        since_start = stats["totals_since_start"]
         p = self._prefix
         for key, (name, doc) in _COUNTERS.items():
-            yield CounterMetricFamily(f"{p}_{name}", doc, value=totals.get(key, 0))
+            yield CounterMetricFamily(f"{p}_{name}", doc, value=since_start.get(key, 0))
         for key, (name, doc) in _GAUGES.items():
             yield GaugeMetricFamily(f"{p}_{name}", doc, value=totals.get(key, 0))
         last = totals.get("last_eose_at")

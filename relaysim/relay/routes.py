@@ -8,6 +8,7 @@ application/nostr+json``               answers the preflight)
 ``GET /idle?settle=5&timeout=60[&conn=ID]``  long-poll: 200 when idle, 408 on timeout
 ``GET /viewer.json``                   the dataset's viewer account {pubkey, npub} (404 for a JSONL dataset)
 ``POST /control/close-subscriptions?conn=ID|all``  CLOSED to the client(s), subscriptions dropped
+``POST /control/reset``                back to the dataset: subscriptions CLOSED, store, traffic, counters
 ``POST /control/traffic/pause|resume`` pause or resume the traffic generator
 ``POST /control/traffic/burst?kind=notes&n=10``   publish n extra events now
 anything else (GET/HEAD)               the web app under test (``resolve_static``)
@@ -15,6 +16,8 @@ anything else (GET/HEAD)               the web app under test (``resolve_static`
 
 ``/control/...`` answers 403 to any peer that is not a loopback address: a relay bound to a public
 interface for a remote browser still cannot be steered from outside.
+
+The routes see the relay only through :class:`RelayEndpoints`, the few things they read and call.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import trio
@@ -30,13 +33,11 @@ import trio
 from relaysim.errors import UsageError
 from relaysim.nostr.nip19 import npub_encode
 from relaysim.relay.http import HttpRequest, HttpResponse, json_response, text_response
-from relaysim.relay.limits import nip11_document
+from relaysim.relay.limits import Limits, nip11_document
 from relaysim.relay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from relaysim.traffic import TrafficStatistics
 
-if TYPE_CHECKING:
-    from relaysim.relay.server import Relay
-
-__all__ = ["handle_request", "is_loopback"]
+__all__ = ["RelayEndpoints", "TrafficSwitch", "handle_request", "is_loopback"]
 
 log = logging.getLogger("relaysim.relay")
 
@@ -52,6 +53,43 @@ TEST_HEADERS = [
     ("Cross-Origin-Embedder-Policy", "require-corp"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
 ]
+
+
+class TrafficSwitch(Protocol):
+    """What ``/control/traffic/...`` calls."""
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def burst(self, kind_name: str, n: int) -> None: ...
+    def statistics(self) -> TrafficStatistics: ...
+
+
+class ResetAnswer(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class RelayEndpoints(Protocol):
+    """What the routes read from the relay (:class:`~relaysim.relay.server.Relay` provides it)."""
+
+    @property
+    def limits(self) -> Limits: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def test_headers(self) -> bool: ...
+    @property
+    def viewer(self) -> str | None: ...
+    @property
+    def traffic(self) -> TrafficSwitch | None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+    def metrics(self) -> bytes: ...
+    def idle_report(self, *, settle: float = 5.0, conn: int | None = None) -> dict[str, Any]: ...
+    async def wait_idle(self, settle: float = 5.0, conn: int | None = None) -> dict[str, Any]: ...
+    def close_subscriptions(self, conn: int | str = "all", *, reason: str | None = None) -> int: ...
+    async def reset(self) -> ResetAnswer: ...
+    def static_response(self, target: str) -> HttpResponse: ...
+    def count_error(self) -> None: ...
 
 
 class BadRequest(Exception):
@@ -98,7 +136,7 @@ def _conn(params: dict[str, str], *, allow_all: bool) -> int | str | None:
         raise BadRequest(f"conn must be {what}, got {raw!r}") from None
 
 
-async def handle_request(relay: Relay, request: HttpRequest) -> HttpResponse:
+async def handle_request(relay: RelayEndpoints, request: HttpRequest) -> HttpResponse:
     """Route one plain HTTP request; the result goes out with the test headers when enabled."""
     try:
         response = await _route(relay, request)
@@ -108,7 +146,7 @@ async def handle_request(relay: Relay, request: HttpRequest) -> HttpResponse:
         response = text_response(400, f"400 Bad Request: {exc}\n")
     except Exception:
         # A bug here must cost one request, not the connection or the server.
-        relay.core.totals.connection_errors += 1
+        relay.count_error()
         log.exception("HTTP %s %s failed", request.method, request.target)
         response = text_response(500, "500 Internal Server Error: see the relay's log\n")
     if relay.test_headers:
@@ -117,7 +155,7 @@ async def handle_request(relay: Relay, request: HttpRequest) -> HttpResponse:
     return response
 
 
-async def _route(relay: Relay, request: HttpRequest) -> HttpResponse:
+async def _route(relay: RelayEndpoints, request: HttpRequest) -> HttpResponse:
     method, path = request.method, request.path
     accept = request.header(b"accept") or ""
     if method == "OPTIONS":
@@ -134,7 +172,7 @@ async def _route(relay: Relay, request: HttpRequest) -> HttpResponse:
             response = text_response(405, "405 Method Not Allowed: use POST\n")
             response.headers.append(("Allow", "POST"))
             return response
-        return _control(relay, path, _params(request))
+        return await _control(relay, path, _params(request))
     if method not in ("GET", "HEAD"):
         response = text_response(405, "405 Method Not Allowed\n")
         response.headers.append(("Allow", "GET, HEAD, OPTIONS"))
@@ -151,7 +189,7 @@ async def _route(relay: Relay, request: HttpRequest) -> HttpResponse:
     return relay.static_response(request.target)
 
 
-async def _idle(relay: Relay, params: dict[str, str]) -> HttpResponse:
+async def _idle(relay: RelayEndpoints, params: dict[str, str]) -> HttpResponse:
     settle = _number(params, "settle", 5.0, 0.0, MAX_IDLE_TIMEOUT)
     timeout = _number(params, "timeout", 60.0, 0.0, MAX_IDLE_TIMEOUT)
     conn = _conn(params, allow_all=False)
@@ -161,7 +199,9 @@ async def _idle(relay: Relay, params: dict[str, str]) -> HttpResponse:
     return json_response(408, relay.idle_report(settle=settle, conn=conn))
 
 
-def _control(relay: Relay, path: str, params: dict[str, str]) -> HttpResponse:
+async def _control(relay: RelayEndpoints, path: str, params: dict[str, str]) -> HttpResponse:
+    if path == "/control/reset":
+        return json_response(200, (await relay.reset()).to_dict())
     if path == "/control/close-subscriptions":
         conn = _conn(params, allow_all=True)
         if conn is None:

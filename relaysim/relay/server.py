@@ -1,15 +1,20 @@
-"""The test relay as a trio async context manager: ``async with Relay(...) as relay:``.
+"""The test relay's lifecycle: ``async with open_relay(config) as relay:`` (or ``serve``), and the handle.
 
-Theory of operation: :class:`Relay` binds its TCP listener first (so a ``port=0`` relay knows
-its URL before loading), loads the dataset into an :class:`~relaysim.store.EventStore` (in a
-worker thread: building a named dataset may take seconds), then serves every TCP connection with
-:func:`~relaysim.relay.http.serve_http`; a websocket upgrade becomes a
+Theory of operation: :func:`open_relay` binds its TCP listener first (so a ``port=0`` relay
+knows its URL before loading), loads the dataset into an :class:`~relaysim.store.EventStore` (in
+a worker thread: building a named dataset may take seconds), then, inside its own nursery, serves
+every TCP connection with :func:`~relaysim.relay.http.serve_http`; a websocket upgrade becomes a
 :class:`~relaysim.relay.websocket.WebSocketConnection`. All NIP-01 state lives in one
-:class:`~relaysim.relay.core.RelayCore`; this module only wires it to sockets, the clock, the
-traffic generator and the static files.
+:class:`~relaysim.relay.core.RelayCore`; the :class:`Relay` handle only wires it to sockets, the
+clock, the traffic task and the static files. :func:`serve` is the same for a caller's nursery,
+the way ``trio.serve_tcp`` is: ``relay = await nursery.start(serve, config)``.
 
-Leaving the ``async with`` closes every websocket with 1001 (going away), waits briefly for the
-clients to answer, then cancels what is left.
+Leaving closes every websocket with 1001 (going away), waits briefly for the clients to answer,
+then cancels what is left.
+
+:meth:`Relay.reset` (``POST /control/reset``) puts the relay back to its start between two test
+examples without a restart: every subscription ends (CLOSED), the store holds exactly the dataset
+again, the traffic starts over from its seed, and the counters of ``/stats`` count from zero.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +35,18 @@ import relaysim
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
 from relaysim.relay import metrics
-from relaysim.relay.core import Delivery, RelayCore
+from relaysim.relay.config import RelayConfig
+from relaysim.relay.core import RelayCore
 from relaysim.relay.http import HttpRequest, HttpResponse, serve_http, text_response
 from relaysim.relay.limits import Limits
+from relaysim.relay.loading import Served, build_store, load_served
 from relaysim.relay.routes import handle_request
-from relaysim.relay.websocket import ConnectionSettings, WebSocketConnection
+from relaysim.relay.static import resolve_static
+from relaysim.relay.traffic_task import RelayTraffic
+from relaysim.relay.websocket import Connections, WebSocketConnection
 from relaysim.store import EventStore
 
-__all__ = ["DEFAULT_CLIENT_DIR", "HARNESS_CLOSE_REASON", "Relay"]
+__all__ = ["DEFAULT_CLIENT_DIR", "HARNESS_CLOSE_REASON", "Relay", "ResetReport", "open_relay", "serve"]
 
 log = logging.getLogger("relaysim.relay")
 
@@ -54,7 +66,6 @@ _BUILTIN_PAGE = """<!doctype html>
 </body></html>
 """
 
-
 _DISCONNECTS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
 
@@ -65,263 +76,145 @@ def _is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, _DISCONNECTS)
 
 
-# Live (non-dataset) events kept at most: ~10 hours of the default traffic mix, ~100 MB.
-DEFAULT_MAX_EVENTS = 100_000
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-class Relay:
-    """A Nostr relay for tests, on one loopback port (HTTP and websocket).
 
-    ``dataset`` is a dataset name from ``datasets/`` (built on first use), a path to a JSONL file,
-    or None for an empty relay; ``events`` adds events directly (tests). ``static`` is the
-    directory served at ``/`` (default: the built-in reference client); ``test_headers`` adds
-    COOP/COEP/CORP to every response (default: on for the built-in client, off for ``static``).
-    ``traffic`` (``"notes=2/s,reactions=10/s"`` or a :class:`~relaysim.traffic.Rates`) starts the
-    live traffic generator; it needs a named dataset, whose cast signs the events.
-    ``max_events`` caps the store (oldest non-dataset events are evicted; default
-    ``DEFAULT_MAX_EVENTS`` so hours of live traffic cannot grow the relay without bound; None
-    lifts the cap). A named dataset's relay
-    hints point at ``dataset_relay_url`` (default ``ws://127.0.0.1:7447/``), or at this relay's
-    own URL with ``hints_follow_url=True`` (the CLI does that; a different URL is a separate build).
+@dataclass(frozen=True)
+class ResetReport:
+    """What :meth:`Relay.reset` did; the JSON answer of ``POST /control/reset``.
+
+    ``store_seconds`` is the part of ``seconds`` spent getting a store that holds exactly the
+    dataset (near zero when a spare was ready; see :meth:`Relay.reset`).
     """
 
-    def __init__(
-        self,
-        dataset: str | Path | None = None,
-        *,
-        events: Iterable[Event] | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        static: str | Path | None = None,
-        test_headers: bool | None = None,
-        traffic: Any = None,
-        traffic_seed: int | str = 1,
-        traffic_paused: bool = False,
-        limits: Limits | None = None,
-        max_events: int | None = DEFAULT_MAX_EVENTS,
-        settings: ConnectionSettings | None = None,
-        dataset_relay_url: str | None = None,
-        hints_follow_url: bool = False,
-    ) -> None:
-        self.dataset = dataset
-        self.host = host
+    subscriptions_closed: int
+    connections: int  # open websockets: they stay open, their counters restart
+    events_before: int
+    events_after: int
+    traffic: dict[str, Any] | None  # {"seed", "paused"} it restarted with, or None: no generator
+    resets: int  # resets since the relay started, this one included
+    at: float  # Unix time: /stats counts from here
+    seconds: float
+    store_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ResetReport:
+        return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
+
+
+class Relay:
+    """A running test relay; get one from :func:`open_relay` or :func:`serve`, do not build one.
+
+    ``url``/``http_url`` say where it is; :meth:`stats`, :meth:`wait_idle` and
+    :meth:`close_subscriptions` are what the idle protocol needs; :meth:`publish` pushes an event
+    as a client's EVENT would; ``traffic`` steers the live traffic (None without a named
+    dataset); :meth:`reset` starts over from the dataset.
+    """
+
+    def __init__(self, config: RelayConfig, port: int, served: Served, store: EventStore) -> None:
+        self.config = config
+        self.host = config.host
         self.port = port
-        self.limits = limits or Limits()
-        self.settings = settings or ConnectionSettings()
         self.version = relaysim.__version__
-        self.store = EventStore(capacity=max_events)
-        self.core = RelayCore(self.store, self.limits)
+        self.core = RelayCore(store, config.limits)
         self.static_root: Path | None
-        if static is not None:
-            root = Path(static)
-            if not root.is_dir():
-                raise UsageError(f"--static {static}: not a directory")
-            self.static_root = root
-            self.test_headers = bool(test_headers)
+        if config.static is not None:
+            self.static_root = Path(config.static)
+            self.test_headers = bool(config.test_headers)
         else:
-            self.static_root = DEFAULT_CLIENT_DIR if (DEFAULT_CLIENT_DIR / "index.html").is_file() else None
-            self.test_headers = True if test_headers is None else test_headers
-        self._extra_events = list(events) if events is not None else []
-        self._traffic_spec = traffic
-        self._traffic_seed = traffic_seed
-        self._traffic_paused = traffic_paused
-        self._dataset_relay_url = dataset_relay_url
-        self._hints_follow_url = hints_follow_url
-        self.traffic: Any = None  # TrafficControl when a generator runs
-        self._generator: Any = None
-        self._spec: Any = None
-        self.traffic_ready = trio.Event()
-        self.traffic_error: str | None = None
-        self._traffic_wanted = trio.Event()
-        self._connections: dict[int, WebSocketConnection] = {}
-        self._change = trio.Event()
-        self._registry = metrics.new_registry(self.stats)
-        self._nursery_manager: Any = None
-        self._nursery: trio.Nursery | None = None
+            has_client = (DEFAULT_CLIENT_DIR / "index.html").is_file()
+            self.static_root = DEFAULT_CLIENT_DIR if has_client else None
+            self.test_headers = True if config.test_headers is None else config.test_headers
+        self.load_info = served.info
+        #: The dataset's viewer account (None for a JSONL file): served as /viewer.json.
+        self.viewer = served.viewer
         self.ready_seconds: float | None = None
-        self.load_info: dict[str, Any] = {}
-        # The dataset's viewer account (None for a JSONL file): served as /viewer.json.
-        self.viewer: str | None = None
+        self.traffic: RelayTraffic | None = None
+        if served.spec is not None:
+            self.traffic = RelayTraffic(
+                served.spec,
+                rates=config.rates if config.traffic is not None else None,
+                seed=config.traffic_seed,
+                paused=config.traffic_paused,
+                relay_url=served.relay_url,
+                publish=self.publish,
+            )
+        self._served = served
+        self._connections = Connections()
+        self._registry = metrics.new_registry(self.stats)
+        self._nursery: trio.Nursery | None = None
+        self._reset_lock = trio.Lock()
+        self._spare: EventStore | None = None
+        self._spare_done: trio.Event | None = None
 
-    # -- addresses -----------------------------------------------------------------------------
-
-    @property
-    def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+    # -- addresses and settings ------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The websocket URL clients connect to, e.g. ``ws://127.0.0.1:7447/``."""
-        return f"ws://{self._netloc}/"
+        return f"ws://{_netloc(self.host, self.port)}/"
 
     @property
     def http_url(self) -> str:
         """The same origin over HTTP: the app, ``/stats``, ``/metrics``, ``/idle``."""
-        return f"http://{self._netloc}/"
+        return f"http://{_netloc(self.host, self.port)}/"
 
-    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def limits(self) -> Limits:
+        return self.config.limits
 
-    async def __aenter__(self) -> Relay:
-        started = time.perf_counter()
-        try:
-            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
-        if self.port == 0 and len(listeners) > 1:
-            # "localhost" may resolve to ::1 and 127.0.0.1, and port 0 gives each its own port:
-            # keep one listener so the relay has one URL.
-            for extra in listeners[1:]:
-                await extra.aclose()
-            listeners = listeners[:1]
-        self.port = listeners[0].socket.getsockname()[1]
-        if (
-            self._hints_follow_url
-            and self._dataset_relay_url is None
-            and self.host not in ("0.0.0.0", "::", "")
-        ):
-            # Relay hints and kind-10002 r tags name this very relay, so a client stays here.
-            self._dataset_relay_url = self.url
-        try:
-            await trio.to_thread.run_sync(self._load)
-        except BaseException:
-            for listener in listeners:
-                await listener.aclose()
-            raise
-        self._nursery_manager = trio.open_nursery()
-        self._nursery = await self._nursery_manager.__aenter__()
-        self._nursery.start_soon(trio.serve_listeners, self._handle_tcp, listeners)
-        if self._spec is not None:
-            if self._traffic_spec is not None:
-                self._traffic_wanted.set()  # here, not in _load: trio.Event is not thread-safe
-            self._nursery.start_soon(self._run_traffic)
-        self.ready_seconds = time.perf_counter() - started
-        return self
+    @property
+    def store(self) -> EventStore:
+        """The events served right now (a new store after each :meth:`reset`)."""
+        return self.core.store
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
-        assert self._nursery is not None and self._nursery_manager is not None
-        try:
-            await self._close_connections()
-        finally:
-            self._nursery.cancel_scope.cancel()
-            result = await self._nursery_manager.__aexit__(*exc_info)
-        return result
-
-    async def _close_connections(self) -> None:
-        for conn in list(self._connections.values()):
-            conn.close(1001, SHUTDOWN_REASON)
-        with trio.move_on_after(self.settings.close_timeout + 0.5):
-            while self._connections:
-                await self._change.wait()
-
-    def _load(self) -> None:
-        """Fill the store (and make the traffic generator); runs in a worker thread."""
-        from relaysim.dataset import sha256_file
-        from relaysim.relay.loading import load_dataset, parse_traffic
-
-        t0 = time.perf_counter()
-        loaded = load_dataset(self.dataset, relay_url=self._dataset_relay_url)
-        events = loaded.events + self._extra_events
-        result = self.store.load(events, pinned=True)
-        self.load_info = {
-            "dataset": loaded.name,
-            "path": str(loaded.path) if loaded.path else None,
-            # What exactly was served, for reports: the JSONL file's hash (~20 ms for seed1).
-            "sha256": sha256_file(loaded.path) if loaded.path else None,
-            "events_read": len(events),
-            "events_stored": len(self.store),
-            "events_refused": result.refused,
-            "load_seconds": round(time.perf_counter() - t0, 4),
-        }
-        if loaded.spec is not None:
-            from relaysim.relay.loading import OnDemandTrafficControl
-
-            parse_traffic(self._traffic_spec)  # a bad --traffic fails now, not in the background
-            self._spec = loaded.spec
-            from relaysim.dataset import viewer_pubkey
-
-            self.viewer = viewer_pubkey(loaded.spec.seed_bytes)
-            self.traffic = OnDemandTrafficControl(paused=self._traffic_paused, wanted=self._traffic_wanted)
-        elif self._traffic_spec is not None:
-            raise UsageError(
-                "--traffic needs a named dataset (its authors sign the traffic), not a JSONL file"
-            )
-
-    async def _run_traffic(self) -> None:
-        """Build the generator off the event loop (the cast takes seconds), then run it.
-
-        The relay is ready before this finishes; bursts requested meanwhile wait in the
-        control's queue. :attr:`traffic_ready` is set once events can flow. Without ``traffic``
-        rates the generator is only built when the control is first used (a burst or a resume),
-        so a relay nobody sends traffic through does not spend CPU on the cast.
-        """
-        await self._traffic_wanted.wait()
-        from relaysim.relay.loading import make_generator
-        from relaysim.traffic import run_traffic
-
-        try:
-            self._generator = await trio.to_thread.run_sync(
-                lambda: make_generator(
-                    self._spec, self._traffic_spec, seed=self._traffic_seed, relay_url=self._dataset_relay_url
-                )
-            )
-            self.traffic_ready.set()
-            await run_traffic(self.publish, self._generator, self.traffic)
-        except Exception as exc:
-            # Traffic is an add-on: its failure is reported in /stats, the relay keeps serving.
-            self.traffic_error = f"{type(exc).__name__}: {exc}"
-            log.exception("traffic generator failed")
-
-    # -- connections ---------------------------------------------------------------------------
+    # -- connections -----------------------------------------------------------------------------
 
     async def _handle_tcp(self, stream: trio.SocketStream) -> None:
         """One TCP connection; nothing raised here may reach ``serve_listeners``."""
         try:
             peer = stream.socket.getpeername()
-            host, port = str(peer[0]), peer[1]
-            remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            host = str(peer[0])
             handshake = await serve_http(stream, host, self._handle_http)
             if handshake is not None:
                 conn = WebSocketConnection(
-                    stream,
-                    remote,
-                    self.core,
-                    self.settings,
-                    registry=self._connections,
-                    on_change=self._changed,
+                    stream, _netloc(host, peer[1]), self.core, self.config.settings, self._connections
                 )
                 await conn.run(*handshake)
         except Exception as exc:
             if not _is_disconnect(exc):
-                self.core.totals.connection_errors += 1
+                self.count_error()
                 log.exception("connection failed")
         finally:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(1):
-                    await stream.aclose()
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
 
     async def _handle_http(self, request: HttpRequest) -> HttpResponse:
         return await handle_request(self, request)
 
-    def _changed(self) -> None:
-        """Wake everything waiting on relay state (wait_idle, shutdown)."""
-        self._change.set()
-        self._change = trio.Event()
+    async def _close_connections(self) -> None:
+        for conn in self._connections.all():
+            conn.close(1001, SHUTDOWN_REASON)
+        with trio.move_on_after(self.config.settings.close_timeout + 0.5):
+            while len(self._connections):
+                await self._connections.change.wait()
 
-    def _dispatch(self, deliveries: list[Delivery]) -> None:
-        registry = self._connections
-        for delivery in deliveries:
-            target = registry.get(delivery.sub.session.conn_id)
-            if target is not None:
-                target.deliver(delivery)
+    def count_error(self) -> None:
+        """A server-side bug cost a connection or a request: counted in /stats ``connection_errors``."""
+        self.core.totals.connection_errors += 1
 
-    # -- Python API ----------------------------------------------------------------------------
+    # -- Python API ------------------------------------------------------------------------------
 
     async def publish(self, event: Event, *, verify: bool = False) -> tuple[bool, str]:
         """Store ``event`` and push it to every matching live subscription; returns (ok, message)."""
         ok, message, deliveries = self.core.publish(event, verify=verify)
-        self._dispatch(deliveries)
         if deliveries:
-            self._changed()
+            self._connections.deliver(deliveries)
+            self._connections.changed()
         return ok, message
 
     def idle_report(self, *, settle: float = 5.0, conn: int | None = None) -> dict[str, Any]:
@@ -347,7 +240,7 @@ class Relay:
         a relay that never sent one is idle as soon as nothing is subscribed.
         """
         while True:
-            changed = self._change
+            changed = self._connections.change
             active, last_eose = self.core.idle_state(conn)
             if active == 0:
                 remaining = 0.0 if last_eose is None else last_eose + settle - self.core.clock()
@@ -365,7 +258,7 @@ class Relay:
         """
         reason = reason or HARNESS_CLOSE_REASON
         if conn == "all":
-            targets = list(self._connections.values())
+            targets = self._connections.all()
         else:
             target = self._connections.get(int(conn))
             if target is None:
@@ -378,8 +271,77 @@ class Relay:
             if messages:
                 target.send(messages)
                 closed += len(messages)
-        self._changed()
+        self._connections.changed()
         return closed
+
+    async def reset(self) -> ResetReport:
+        """Start over from the dataset, keeping the port and the open websockets.
+
+        Every subscription of every client ends (``CLOSED`` with the harness reason); the store
+        holds exactly the dataset again (live events gone, deleted dataset events back); the
+        traffic restarts from its seed in its initial paused or running state; the counters of
+        :meth:`stats` count from now (``totals_since_start`` keeps the totals since start).
+
+        The fresh store is built from the already parsed dataset events in a worker thread
+        while the old one keeps serving; after the first reset a spare is built in the
+        background, so the next reset only swaps it in. The swap itself does not await: no
+        client sees a half-reset relay.
+        """
+        async with self._reset_lock:
+            started = time.perf_counter()
+            store = await self._take_fresh_store()
+            store_seconds = time.perf_counter() - started
+            # From here to the return nothing awaits: one atomic step for every client.
+            events_before = len(self.core.store)
+            closed = self.close_subscriptions("all")
+            self.core.reset(store)
+            traffic = None
+            if self.traffic is not None:
+                assert self._nursery is not None
+                self.traffic.restart(self._nursery)
+                traffic = {"seed": self.traffic.seed, "paused": self.traffic.initially_paused}
+            self._connections.changed()
+            self._build_spare()
+            return ResetReport(
+                subscriptions_closed=closed,
+                connections=len(self._connections),
+                events_before=events_before,
+                events_after=len(store),
+                traffic=traffic,
+                resets=self.core.resets,
+                at=self.core.reset_at or self.core.clock(),
+                seconds=round(time.perf_counter() - started, 6),
+                store_seconds=round(store_seconds, 6),
+            )
+
+    def _new_store(self) -> EventStore:
+        return build_store(self._served.events, self.config.max_events)
+
+    async def _take_fresh_store(self) -> EventStore:
+        if self._spare_done is not None:
+            await self._spare_done.wait()
+        store, self._spare = self._spare, None
+        if store is None:
+            store = await trio.to_thread.run_sync(self._new_store)
+        return store
+
+    def _build_spare(self) -> None:
+        """Build the next reset's store in the background (a relay reset once is reset again)."""
+        assert self._nursery is not None
+        done = self._spare_done = trio.Event()
+
+        async def build() -> None:
+            try:
+                # Abandoned on shutdown: the thread only builds a store nobody else holds.
+                self._spare = await trio.to_thread.run_sync(self._new_store, abandon_on_cancel=True)
+            except Exception:
+                log.exception("building the spare store failed; the next reset builds its own")
+            finally:
+                done.set()
+                if self._spare_done is done:
+                    self._spare_done = None
+
+        self._nursery.start_soon(build)
 
     def stats(self) -> dict[str, Any]:
         """The /stats document: connections, subscriptions, counters, store, traffic."""
@@ -405,8 +367,8 @@ class Relay:
         if self.traffic is not None:
             stats["traffic"] = {
                 **self.traffic.statistics().to_dict(),
-                "ready": self.traffic_ready.is_set(),
-                "error": self.traffic_error,
+                "ready": self.traffic.ready.is_set(),
+                "error": self.traffic.error,
             }
         return stats
 
@@ -421,8 +383,6 @@ class Relay:
                 page = _BUILTIN_PAGE.format(client_dir=DEFAULT_CLIENT_DIR, ws_url=self.url)
                 return text_response(200, page, "text/html; charset=utf-8")
             return text_response(404, "404 Not Found\n")
-        from relaysim.relay.static import resolve_static
-
         answer = resolve_static(self.static_root, target, test_headers=self.test_headers)
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -430,3 +390,76 @@ class Relay:
             if name.lower() != b"content-length"
         ]
         return HttpResponse(answer.status, headers, answer.body)
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    if port == 0 and len(listeners) > 1:
+        # "localhost" may resolve to ::1 and 127.0.0.1, and port 0 gives each its own port:
+        # keep one listener so the relay has one URL.
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    return listeners
+
+
+def _hints_url(config: RelayConfig, port: int) -> str | None:
+    """Where the dataset's relay hints point: the configured URL, or this relay when asked to."""
+    if config.hints_follow_url and config.dataset_relay_url is None and config.host not in ("0.0.0.0", "::"):
+        # Relay hints and kind-10002 r tags name this very relay, so a client stays here.
+        return f"ws://{_netloc(config.host, port)}/"
+    return config.dataset_relay_url
+
+
+@asynccontextmanager
+async def open_relay(config: RelayConfig) -> AsyncIterator[Relay]:
+    """``async with open_relay(config) as relay:`` -- a relay serving until the block ends.
+
+    Binding and loading happen before the block is entered (a bad dataset or a taken port is a
+    :class:`UsageError` here); leaving closes every websocket with 1001.
+    """
+    started = time.perf_counter()
+    listeners = await _listen(config.host, config.port)
+    port = listeners[0].socket.getsockname()[1]
+    try:
+        load = partial(
+            load_served,
+            config.dataset,
+            config.events,
+            relay_url=_hints_url(config, port),
+            capacity=config.max_events,
+        )
+        served, store = await trio.to_thread.run_sync(load)
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    relay = Relay(config, port, served, store)
+    async with trio.open_nursery() as nursery:
+        relay._nursery = nursery
+        nursery.start_soon(trio.serve_listeners, relay._handle_tcp, listeners)
+        if relay.traffic is not None:
+            relay.traffic.start(nursery)
+        relay.ready_seconds = time.perf_counter() - started
+        try:
+            yield relay
+        finally:
+            try:
+                await relay._close_connections()
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+async def serve(
+    config: RelayConfig, *, task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a relay until cancelled; ``relay = await nursery.start(serve, config)`` gives its handle."""
+    async with open_relay(config) as relay:
+        task_status.started(relay)
+        await trio.sleep_forever()

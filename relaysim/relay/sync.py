@@ -1,8 +1,8 @@
 """``SyncRelay``: the trio relay in a background thread, for synchronous (Selenium) test code.
 
-Theory of operation: ``__enter__`` starts a thread running ``trio.run``, which enters a
-:class:`~relaysim.relay.server.Relay` and then waits for a stop event; every method crosses into
-that thread with ``trio.from_thread`` (``run_sync`` for plain calls, ``run`` for awaitables),
+Theory of operation: ``__enter__`` starts a thread running ``trio.run``, which enters
+:func:`~relaysim.relay.server.open_relay` and then waits for a stop event; every method crosses
+into that thread with ``trio.from_thread`` (``run_sync`` for plain calls, ``run`` for awaitables),
 so the relay's state is only ever touched by its own trio thread.
 """
 
@@ -16,7 +16,10 @@ from typing import Any
 import trio
 
 from relaysim.nostr.event import Event
-from relaysim.relay.server import Relay
+from relaysim.relay.config import RelayConfig
+from relaysim.relay.server import Relay, ResetReport, open_relay
+from relaysim.relay.traffic_task import RelayTraffic
+from relaysim.traffic import TrafficStatistics
 
 __all__ = ["SyncRelay", "SyncTrafficControl"]
 
@@ -24,31 +27,33 @@ __all__ = ["SyncRelay", "SyncTrafficControl"]
 class SyncTrafficControl:
     """Thread-safe proxy for the relay's :class:`~relaysim.traffic.TrafficControl`."""
 
-    def __init__(self, owner: SyncRelay) -> None:
+    def __init__(self, owner: SyncRelay, control: RelayTraffic) -> None:
         self._owner = owner
+        self._control = control
 
     def pause(self) -> None:
-        self._owner._call(lambda: self._owner._relay.traffic.pause())
+        self._owner._call(self._control.pause)
 
     def resume(self) -> None:
-        self._owner._call(lambda: self._owner._relay.traffic.resume())
+        self._owner._call(self._control.resume)
 
     def burst(self, kind_name: str, n: int) -> None:
-        self._owner._call(lambda: self._owner._relay.traffic.burst(kind_name, n))
+        self._owner._call(partial(self._control.burst, kind_name, n))
 
-    def statistics(self) -> Any:
-        return self._owner._call(lambda: self._owner._relay.traffic.statistics())
+    def statistics(self) -> TrafficStatistics:
+        return self._owner._call(self._control.statistics)
 
     @property
     def paused(self) -> bool:
-        return bool(self._owner._call(lambda: self._owner._relay.traffic.paused))
+        return bool(self._owner._call(lambda: self._control.paused))
 
 
 class SyncRelay:
-    """``with SyncRelay(dataset="seed1") as relay:`` -- same arguments and methods as :class:`Relay`."""
+    """``with SyncRelay(RelayConfig(dataset="seed1")) as relay:`` -- the :class:`Relay` methods, blocking."""
 
-    def __init__(self, *args: Any, start_timeout: float = 120.0, **kwargs: Any) -> None:
-        self._relay = Relay(*args, **kwargs)
+    def __init__(self, config: RelayConfig, *, start_timeout: float = 120.0) -> None:
+        self.config = config
+        self._relay_handle: Relay | None = None
         self._start_timeout = start_timeout
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -90,7 +95,8 @@ class SyncRelay:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         try:
-            async with self._relay:
+            async with open_relay(self.config) as relay:
+                self._relay_handle = relay
                 self._ready.set()
                 await self._stop.wait()
         except BaseException as exc:
@@ -107,6 +113,12 @@ class SyncRelay:
         return trio.from_thread.run(fn, trio_token=self._token)
 
     # -- the Relay API -------------------------------------------------------------------------
+
+    @property
+    def _relay(self) -> Relay:
+        if self._relay_handle is None:
+            raise RuntimeError("the relay is not running: use `with SyncRelay(config) as relay:`")
+        return self._relay_handle
 
     @property
     def relay(self) -> Relay:
@@ -127,7 +139,8 @@ class SyncRelay:
 
     @property
     def traffic(self) -> SyncTrafficControl | None:
-        return SyncTrafficControl(self) if self._relay.traffic is not None else None
+        control = self._relay.traffic
+        return SyncTrafficControl(self, control) if control is not None else None
 
     def stats(self) -> dict[str, Any]:
         return self._call(self._relay.stats)
@@ -152,6 +165,10 @@ class SyncRelay:
 
     def close_subscriptions(self, conn: int | str = "all", *, reason: str | None = None) -> int:
         return self._call(partial(self._relay.close_subscriptions, conn, reason=reason))
+
+    def reset(self) -> ResetReport:
+        """Back to the dataset (see :meth:`Relay.reset`)."""
+        return self._await(self._relay.reset)
 
     def metrics(self) -> bytes:
         return self._call(self._relay.metrics)

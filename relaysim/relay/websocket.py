@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import trio
 from websockets.frames import Opcode
@@ -38,10 +38,7 @@ from relaysim.nostr.messages import encode_notice
 from relaysim.relay.core import Delivery, Query, RelayCore, Session
 from relaysim.relay.outbox import Outbox, OutboxFull, Outgoing
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-__all__ = ["ConnectionSettings", "WebSocketConnection"]
+__all__ = ["ConnectionSettings", "Connections", "WebSocketConnection"]
 
 log = logging.getLogger("relaysim.relay")
 
@@ -50,25 +47,62 @@ BINARY_NOTICE = "invalid: binary messages are not supported; NIP-01 messages are
 SLOW_CLIENT_REASON = "client is not reading: outbound queue full"
 
 
+@dataclass(frozen=True, kw_only=True)
 class ConnectionSettings:
     """Transport knobs (not advertised in NIP-11; they bound the relay, not the protocol)."""
 
-    def __init__(
-        self,
-        *,
-        outbox_bytes: int = 8 * 1024 * 1024,
-        outbox_items: int = 10_000,
-        batch_events: int = 250,
-        send_timeout: float = 10.0,
-        kill_grace: float = 2.0,
-        close_timeout: float = 2.0,
-    ) -> None:
-        self.outbox_bytes = outbox_bytes
-        self.outbox_items = outbox_items
-        self.batch_events = batch_events
-        self.send_timeout = send_timeout
-        self.kill_grace = kill_grace
-        self.close_timeout = close_timeout
+    outbox_bytes: int = 8 * 1024 * 1024
+    outbox_items: int = 10_000
+    batch_events: int = 250
+    send_timeout: float = 10.0
+    kill_grace: float = 2.0
+    close_timeout: float = 2.0
+
+
+class Connections:
+    """The open websocket connections by id, and the one path live events take to them.
+
+    Both producers of live events -- a client's EVENT (:meth:`WebSocketConnection._on_message`)
+    and an in-process publish (the relay's ``publish``, which the traffic uses) -- hand their
+    :class:`~relaysim.relay.core.Delivery` list to :meth:`deliver`. :attr:`change` is the event
+    that anything waiting on relay state (``wait_idle``, shutdown) waits on: take it, check the
+    state, then wait on the event taken, so that no change is missed in between.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, WebSocketConnection] = {}
+        self.change = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, conn_id: int) -> WebSocketConnection | None:
+        return self._by_id.get(conn_id)
+
+    def all(self) -> list[WebSocketConnection]:
+        """A snapshot: safe to iterate while connections come and go."""
+        return list(self._by_id.values())
+
+    def add(self, conn_id: int, conn: WebSocketConnection) -> None:
+        self._by_id[conn_id] = conn
+        self.changed()
+
+    def remove(self, conn_id: int) -> None:
+        self._by_id.pop(conn_id, None)
+        self.changed()
+
+    def changed(self) -> None:
+        """Wake everything waiting on :attr:`change`."""
+        self.change.set()
+        self.change = trio.Event()
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Queue each live event on its subscription's connection (gone connections are skipped)."""
+        by_id = self._by_id
+        for delivery in deliveries:
+            target = by_id.get(delivery.sub.session.conn_id)
+            if target is not None:
+                target.deliver(delivery)
 
 
 class WebSocketConnection:
@@ -80,16 +114,13 @@ class WebSocketConnection:
         peer: str,
         core: RelayCore,
         settings: ConnectionSettings,
-        *,
-        registry: dict[int, WebSocketConnection],
-        on_change: Callable[[], None],
+        connections: Connections,
     ) -> None:
         self.stream = stream
         self.peer = peer
         self.core = core
         self.settings = settings
-        self._registry = registry
-        self._on_change = on_change
+        self._connections = connections
         self.proto = ServerProtocol(max_size=core.limits.max_message_length)
         self.outbox = Outbox(max_bytes=settings.outbox_bytes, max_items=settings.outbox_items)
         self.session: Session | None = None
@@ -119,9 +150,8 @@ class WebSocketConnection:
         if proto.state is not State.OPEN:
             return
         self.session = self.core.open_session(self.peer)
-        self._registry[self.session.conn_id] = self
+        self._connections.add(self.session.conn_id, self)
         self.opened.set()
-        self._on_change()
         close_code: int | None = None
         try:
             with self.cancel_scope:
@@ -137,9 +167,8 @@ class WebSocketConnection:
                 close_code = proto.close_sent.code
         finally:
             self.outbox.close()
-            self._registry.pop(self.session.conn_id, None)
             self.core.close_session(self.session, close_code)
-            self._on_change()
+            self._connections.remove(self.session.conn_id)
 
     def close(self, code: int, reason: str, *, grace: float | None = None) -> None:
         """Start the closing handshake; the TCP connection goes after ``grace`` seconds at most."""
@@ -270,12 +299,8 @@ class WebSocketConnection:
             self.send(reply.messages)
         if reply.query is not None:
             self._start_query(reply.query)
-        registry = self._registry
-        for delivery in reply.deliveries:
-            target = registry.get(delivery.sub.session.conn_id)
-            if target is not None:
-                target.deliver(delivery)
-        self._on_change()
+        self._connections.deliver(reply.deliveries)
+        self._connections.changed()
 
     # -- REQ -----------------------------------------------------------------------------------
 
@@ -311,7 +336,7 @@ class WebSocketConnection:
         eose = self.core.finish_query(sub)
         if eose is not None:
             await self._put(Outgoing([eose], sub))
-            self._on_change()
+            self._connections.changed()
 
     async def _put(self, item: Outgoing) -> bool:
         with trio.move_on_after(self.settings.send_timeout):

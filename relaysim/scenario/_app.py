@@ -75,18 +75,21 @@ def open_relay(target: AppTarget, scenario: m.Scenario, relay_url: str | None) -
 
         yield RelayHttp(relay_url)
         return
-    from relaysim.relay import SyncRelay
+    from relaysim.relay import RelayConfig, SyncRelay
 
-    kwargs: dict[str, Any] = {"dataset": scenario.dataset, "port": 0, "traffic_seed": scenario.seed}
     rates = scenario.traffic or next(
         (s.rates for s in scenario.walk() if isinstance(s, m.Traffic) and s.mode == "on" and s.rates), None
     )
     uses_traffic = any(isinstance(s, m.Traffic) for s in scenario.walk())
-    if rates is not None:
-        kwargs.update(traffic=rates, traffic_paused=scenario.traffic is None)
-    elif uses_traffic:
-        kwargs.update(traffic="notes=1/s", traffic_paused=True)  # bursts need a running generator
-    if target.static_dir is not None:
-        kwargs["static"] = target.static_dir
-    with SyncRelay(**kwargs) as relay:
+    paused = scenario.traffic is None
+    if rates is None and uses_traffic:
+        rates, paused = "notes=1/s", True  # bursts need a running generator
+    config = RelayConfig(
+        dataset=scenario.dataset,
+        traffic_seed=scenario.seed,
+        traffic=rates,
+        traffic_paused=paused if rates is not None else False,
+        static=target.static_dir,
+    )
+    with SyncRelay(config) as relay:
         yield relay
