@@ -112,7 +112,7 @@ class BrowserSession:
         self._closed = False
         inner: Callable[..., Any] = driver.execute
 
-        def counting_execute(command: str, params: dict | None = None) -> Any:
+        def counting_execute(command: str, params: dict[str, Any] | None = None) -> Any:
             self.round_trips += 1
             return inner(command, params)
 
@@ -146,11 +146,13 @@ class BrowserSession:
             "session_start_seconds": round(self.start_seconds, 3),
         }
 
-    def cdp(self, cmd: str, params: dict | None = None) -> dict:
+    def cdp(self, cmd: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one CDP command on the page target (one round trip)."""
         if not self.has_cdp:
             raise CdpUnavailable(f"{self.kind} session has no CDP bridge")
-        return self.driver.execute("executeCdpCommand", {"cmd": cmd, "params": params or {}})["value"]
+        answer = self.driver.execute("executeCdpCommand", {"cmd": cmd, "params": params or {}})
+        value: dict[str, Any] = answer["value"]
+        return value
 
     def close(self) -> None:
         if self._closed:
@@ -253,7 +255,7 @@ def _start_firefox(spec: BrowserSpec) -> BrowserSession:
         options.add_argument(flag)
     started = time.monotonic()
     try:
-        driver = webdriver.Firefox(service=Service(gecko), options=options)
+        driver = webdriver.Firefox(service=Service(str(gecko)), options=options)
     except Exception as exc:
         raise EnvironmentProblem(
             f"firefox did not start ({_first_line(exc)}): check `{INSTALL_FIREFOX}`"
@@ -267,6 +269,7 @@ def _start_remote(spec: BrowserSpec) -> BrowserSession:
 
     # The profile dir lives on the remote machine: let the driver make its own there.
     options = _chromium_options(spec, None)
+    assert spec.webdriver_url is not None  # BrowserSpec refuses a remote kind without one
     started = time.monotonic()
     try:
         driver = webdriver.Remote(command_executor=spec.webdriver_url, options=options)
@@ -275,7 +278,7 @@ def _start_remote(spec: BrowserSpec) -> BrowserSession:
             f"no WebDriver session at {spec.webdriver_url} ({_first_line(exc)})"
         ) from exc
     elapsed = time.monotonic() - started
-    driver.command_executor.add_command("executeCdpCommand", "POST", CDP_PATH)
+    driver.command_executor.add_command("executeCdpCommand", "POST", CDP_PATH)  # type: ignore[union-attr]
     session = BrowserSession(driver, "remote", has_cdp=True, profile_dir=None, start_seconds=elapsed)
     try:
         session.cdp("Performance.enable")

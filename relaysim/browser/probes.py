@@ -158,7 +158,7 @@ class AppSample:
         return None if self.mem is None else self.mem.get("totalAlloc")
 
     def unavailable(self) -> list[Unavailable]:
-        out = []
+        out: list[Unavailable] = []
         for hook in self.missing:
             out.extend(
                 Unavailable(fig, f"hook missing: {hook}", missing_hook=hook)

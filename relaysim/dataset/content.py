@@ -106,7 +106,7 @@ class Text:
         """Kind-0 content: a JSON object with the usual NIP-01/NIP-24 fields."""
         rng = self.rng
         name = self.name(index)
-        body = {
+        body: dict[str, str | bool] = {
             "name": name,
             "display_name": name.title() if version == 0 else f"{name.title()} {rng.pick(EMOJI)}",
             "about": self.sentence(4, 30),
@@ -117,7 +117,7 @@ class Text:
             "lud16": f"{name}@example.com",
         }
         if index % 7 == 3:
-            body["about"] += " " + rng.pick(UNICODE_SAMPLES)
+            body["about"] = f"{body['about']} {rng.pick(UNICODE_SAMPLES)}"
         if index % 50 == 0:
             body["bot"] = True
         return orjson.dumps(body).decode()

@@ -171,7 +171,7 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
     value = obj[key]
     if not _is_int(value):
         raise InvalidFilter(f"invalid: filter '{key}' must be an integer")
-    return value
+    return int(value)
 
 
 def parse_filter(obj: object) -> Filter:

@@ -171,7 +171,8 @@ def _rolling_alloc(
     """Rolling Theil-Sen totalAlloc rate over the whole timeline (browsing too), window mid-points."""
     window = min(600.0, max(60.0, span_s / 60))
     ts, vs = _column(samples, TOTAL_ALLOC)
-    mids, rates = [], []
+    mids: list[float] = []
+    rates: list[float] = []
     start = 0
     for i in range(1, len(ts) + 1):  # a counter reset (restart) or a gap starts a new stretch
         if i == len(ts) or vs[i] < vs[i - 1] or ts[i] - ts[i - 1] > gap_s:

@@ -269,7 +269,7 @@ def to_dict(obj: object) -> object:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if hasattr(obj, "item") and not isinstance(obj, str | bytes):  # numpy scalar
-        return to_dict(obj.item())  # type: ignore[attr-defined]
+        return to_dict(obj.item())
     return obj
 
 
@@ -359,9 +359,9 @@ def _decode(tp: object, value: object, where: str) -> object:
             return value
         raise ValueError(f"{where}: expected an integer, got {value!r}")
     if tp is bool or tp is str:
-        if isinstance(value, tp):  # type: ignore[arg-type]
+        if isinstance(value, tp):
             return value
-        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")  # type: ignore[union-attr]
+        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
     if tp is type(None):
         if value is None:
             return None

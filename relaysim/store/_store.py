@@ -447,7 +447,7 @@ class EventStore:
         if flt.ids is not None:
             hits = []
             for event_id in flt.ids:
-                event = self._by_id.get(event_id)
+                event = self._by_id.get(EventId(event_id))
                 if event is not None and flt.matches(event):
                     key = sort_key(event)
                     if key not in expired:
@@ -488,7 +488,7 @@ class _Plan:
 
     lists: list[list[Key]]
     authors: frozenset[str] | None  # still to check per candidate, when not None
-    kinds: frozenset[Key] | None
+    kinds: frozenset[int] | None
     sets: list[set[Key]]  # a candidate must be in every one
     slow: bool  # some condition only Filter.matches can check
 
