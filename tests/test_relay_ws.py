@@ -8,7 +8,7 @@ import trio
 from relay_client import SK2, WsClient, bulk_events, connect, http_request, signed_note
 
 from relaysim.nostr.messages import encode_client_event, encode_close, encode_req
-from relaysim.relay import ConnectionSettings, Limits, Relay, RelayConfig, open_relay
+from relaysim.relay import ConnectionSettings, Limits, Relay, RelayConfig, open_relay, serve
 
 STORED = [signed_note(1000 + i, f"note {i}") for i in range(30)]
 
@@ -317,6 +317,19 @@ async def test_leaving_the_relay_closes_websockets_with_1001():
             stop.set()
             code, reason = await client.wait_closed()
             assert (code, reason) == (1001, "relay shutting down")
+
+
+async def test_serve_runs_in_the_callers_nursery_until_cancelled():
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            relay = await nursery.start(serve, RelayConfig(events=STORED))
+            client = await connect(relay.url)  # ready when start() returns: bound and loaded
+            await client.send(encode_req("s", {"limit": 3}))
+            events, _ = await client.recv_until_eose("s")
+            assert len(events) == 3
+            nursery.cancel_scope.cancel()
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream("127.0.0.1", relay.port)  # the listener went with it
 
 
 async def test_client_reset_while_events_are_pushed_is_a_disconnect_not_an_error(relay):

@@ -78,7 +78,8 @@ class RelayHttp:
         return self._open(urllib.request.Request(url, data=b"", method="POST"), self.timeout)
 
     def stats(self) -> dict[str, Any]:
-        return self._get("/stats")
+        stats: dict[str, Any] = self._get("/stats")
+        return stats
 
     def close_subscriptions(self, conn_id: int | str) -> Any:
         return self._post("/control/close-subscriptions", {"conn": conn_id})

@@ -125,7 +125,7 @@ async def serve_http(stream: trio.abc.Stream, peer: str, handle: Handler) -> tup
             return None
         if event is h11.NEED_DATA:
             data = await stream.receive_some(RECEIVE_SIZE)
-            conn.receive_data(data)  # b"" is EOF
+            conn.receive_data(bytes(data))  # b"" is EOF; bytes(b) of a bytes object is b itself
             continue
         if isinstance(event, h11.Request):
             request, body = event, bytearray()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -22,6 +23,8 @@ from relaysim.relay.traffic_task import RelayTraffic
 from relaysim.traffic import TrafficStatistics
 
 __all__ = ["SyncRelay", "SyncTrafficControl"]
+
+T = TypeVar("T")
 
 
 class SyncTrafficControl:
@@ -106,10 +109,10 @@ class SyncRelay:
                 return
             raise
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Callable[[], T]) -> T:
         return trio.from_thread.run_sync(fn, trio_token=self._token)
 
-    def _await(self, fn: Any) -> Any:
+    def _await(self, fn: Callable[[], Awaitable[T]]) -> T:
         return trio.from_thread.run(fn, trio_token=self._token)
 
     # -- the Relay API -------------------------------------------------------------------------

@@ -30,7 +30,8 @@ import logging
 from dataclasses import dataclass
 
 import trio
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -141,13 +142,13 @@ class WebSocketConnection:
         proto = self.proto
         proto.receive_data(head)
         events = proto.events_received()
-        if not events:
+        if not events or not isinstance(events[0], Request):
             await self._flush()  # an invalid request: websockets answered it (400) or will close
             return
         response = proto.accept(events[0])
         proto.send_response(response)
         await self._flush()
-        if proto.state is not State.OPEN:
+        if not self._is_open():  # the handshake was refused
             return
         self.session = self.core.open_session(self.peer)
         self._connections.add(self.session.conn_id, self)
@@ -169,6 +170,9 @@ class WebSocketConnection:
             self.outbox.close()
             self.core.close_session(self.session, close_code)
             self._connections.remove(self.session.conn_id)
+
+    def _is_open(self) -> bool:
+        return self.proto.state is State.OPEN
 
     def close(self, code: int, reason: str, *, grace: float | None = None) -> None:
         """Start the closing handshake; the TCP connection goes after ``grace`` seconds at most."""
@@ -264,6 +268,8 @@ class WebSocketConnection:
     def _receive(self, data: bytes) -> None:
         self.proto.receive_data(data)
         for frame in self.proto.events_received():
+            if not isinstance(frame, Frame):
+                continue  # a server protocol only yields frames once open
             opcode = frame.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if frame.fin:
