@@ -39,7 +39,7 @@ from relaysim.relay.config import RelayConfig
 from relaysim.relay.core import RelayCore
 from relaysim.relay.http import HttpRequest, HttpResponse, serve_http, text_response
 from relaysim.relay.limits import Limits
-from relaysim.relay.loading import Served, build_store, load_served
+from relaysim.relay.loading import FreshStores, Served, load_served
 from relaysim.relay.routes import handle_request
 from relaysim.relay.static import resolve_static
 from relaysim.relay.traffic_task import RelayTraffic
@@ -148,8 +148,7 @@ class Relay:
         self._registry = metrics.new_registry(self.stats)
         self._nursery: trio.Nursery | None = None
         self._reset_lock = trio.Lock()
-        self._spare: EventStore | None = None
-        self._spare_done: trio.Event | None = None
+        self._fresh_stores = FreshStores(served.events, config.max_events)
 
     # -- addresses and settings ------------------------------------------------------------------
 
@@ -289,19 +288,19 @@ class Relay:
         """
         async with self._reset_lock:
             started = time.perf_counter()
-            store = await self._take_fresh_store()
+            store = await self._fresh_stores.take()
             store_seconds = time.perf_counter() - started
             # From here to the return nothing awaits: one atomic step for every client.
             events_before = len(self.core.store)
             closed = self.close_subscriptions("all")
             self.core.reset(store)
+            assert self._nursery is not None
             traffic = None
             if self.traffic is not None:
-                assert self._nursery is not None
                 self.traffic.restart(self._nursery)
                 traffic = {"seed": self.traffic.seed, "paused": self.traffic.initially_paused}
             self._connections.changed()
-            self._build_spare()
+            self._fresh_stores.prepare(self._nursery)
             return ResetReport(
                 subscriptions_closed=closed,
                 connections=len(self._connections),
@@ -313,35 +312,6 @@ class Relay:
                 seconds=round(time.perf_counter() - started, 6),
                 store_seconds=round(store_seconds, 6),
             )
-
-    def _new_store(self) -> EventStore:
-        return build_store(self._served.events, self.config.max_events)
-
-    async def _take_fresh_store(self) -> EventStore:
-        if self._spare_done is not None:
-            await self._spare_done.wait()
-        store, self._spare = self._spare, None
-        if store is None:
-            store = await trio.to_thread.run_sync(self._new_store)
-        return store
-
-    def _build_spare(self) -> None:
-        """Build the next reset's store in the background (a relay reset once is reset again)."""
-        assert self._nursery is not None
-        done = self._spare_done = trio.Event()
-
-        async def build() -> None:
-            try:
-                # Abandoned on shutdown: the thread only builds a store nobody else holds.
-                self._spare = await trio.to_thread.run_sync(self._new_store, abandon_on_cancel=True)
-            except Exception:
-                log.exception("building the spare store failed; the next reset builds its own")
-            finally:
-                done.set()
-                if self._spare_done is done:
-                    self._spare_done = None
-
-        self._nursery.start_soon(build)
 
     def stats(self) -> dict[str, Any]:
         """The /stats document: connections, subscriptions, counters, store, traffic."""

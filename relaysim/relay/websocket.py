@@ -12,6 +12,9 @@ Theory of operation (read -> feed -> flush -> dispatch):
 * a **query task** per REQ streams its stored events in batches with backpressure, stopping
   between batches as soon as the subscription is closed or replaced, then queues the EOSE.
 
+Live events take one path whoever publishes them (a client's EVENT here, the relay's ``publish``
+for traffic and tests): :meth:`Connections.deliver` puts each on its subscription's connection.
+
 Failure rules, each counted in ``/stats``:
 
 * a binary message gets ``NOTICE`` (NIP-01 messages are JSON text) and the connection stays up;
