@@ -7,7 +7,10 @@ Run: ``python bench/bench_relay.py [--rounds 200] [--clients 50] [--subs 1000]``
 * REQ -> EOSE for ``{"kinds":[1],"limit":500}`` on seed1: latency p50/p99 and events/s, with one
   client and with ``--clients`` concurrent clients (each sends REQ, reads to EOSE, CLOSEs, repeats);
 * live fan-out: one EVENT published to ``--subs`` subscriptions (spread over connections of 10
-  subscriptions each): time from sending the EVENT to the last delivery, p50 over a few events.
+  subscriptions each): time from sending the EVENT to the last delivery, p50 over a few events;
+* ``POST /control/reset`` with 100 subscriptions on 10 connections and a few live events: the first
+  reset (builds the store) and later ones (a spare store was built meanwhile), as the relay reports
+  them and as the HTTP client sees them.
 
 The relay runs in its own process (as a user runs it); the clients are the tests' small trio
 client on websockets' Sans-I/O protocol, in this process. The machine is shared: figures vary
@@ -28,7 +31,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from relay_client import SK2, connect, signed_note
+import orjson
+from relay_client import SK2, connect, http_request, signed_note
 
 from relaysim.nostr.messages import encode_client_event, encode_close, encode_req
 
@@ -150,6 +154,38 @@ async def bench_fanout(url: str, subs: int, events: int) -> str:
     )
 
 
+async def bench_reset(url: str, http_url: str, rounds: int) -> str:
+    relay_s, wall_s = [], []
+    conns = [await connect(url) for _ in range(10)]
+    for _ in range(rounds):
+        for client in conns:
+            for s in range(10):
+                await client.send(encode_req(f"r{s}", {"kinds": [1], "limit": 0}))
+            for s in range(10):
+                await client.recv_until_eose(f"r{s}")
+        for n in range(5):
+            await conns[0].send(encode_client_event(signed_note(int(time.time()) + n, f"reset {n}", sk=SK2)))
+        await trio.sleep(0.5)  # what a test example does between resets; the spare is built meanwhile
+        t0 = time.perf_counter()
+        status, _, body = await http_request(http_url, method="POST", path="/control/reset")
+        wall_s.append(time.perf_counter() - t0)
+        report = orjson.loads(body)
+        assert status == 200 and report["subscriptions_closed"] == 100, report
+        relay_s.append(report["seconds"])
+        for client in conns:
+            closed = 0
+            while closed < 10:
+                closed += (await client.recv_json())[0] == "CLOSED"
+    for client in conns:
+        await client.close()
+    later = relay_s[1:] or relay_s
+    return (
+        f"reset (seed1, 100 subscriptions): first {relay_s[0] * 1000:.0f} ms in the relay "
+        f"({wall_s[0] * 1000:.0f} ms over HTTP), then p50 {statistics.median(later) * 1000:.1f} ms "
+        f"({statistics.median(wall_s[1:] or wall_s) * 1000:.1f} ms over HTTP) over {len(later)} resets"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,6 +195,7 @@ def main() -> None:
     parser.add_argument("--concurrent-rounds", type=int, default=10, help="REQs per concurrent client")
     parser.add_argument("--subs", type=int, default=1000)
     parser.add_argument("--fanout-events", type=int, default=5)
+    parser.add_argument("--resets", type=int, default=10)
     args = parser.parse_args()
 
     proc, url, wall_ready, line = start_relay()
@@ -167,6 +204,7 @@ def main() -> None:
         print(trio.run(bench_req, url, 1, args.rounds, proc.pid))
         print(trio.run(bench_req, url, args.clients, args.concurrent_rounds, proc.pid))
         print(trio.run(bench_fanout, url, args.subs, args.fanout_events))
+        print(trio.run(bench_reset, url, url.replace("ws://", "http://", 1), args.resets))
     finally:
         proc.terminate()
         proc.wait(20)
