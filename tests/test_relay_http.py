@@ -245,6 +245,7 @@ async def test_control_reset_puts_the_dataset_back_and_ends_every_subscription(r
         assert (await b.recv_json())[:2] == ["EVENT", "after"]  # live delivery works as before
         _, _, metrics_text = await http_request(relay.http_url, path="/metrics")
         assert b"relaysim_subscriptions_opened_total 5.0" in metrics_text  # counters never go down
+        assert b"relaysim_resets_total 1.0" in metrics_text
         second = await relay.reset()  # from the spare store built after the first reset
         assert (second.resets, second.events_after, second.subscriptions_closed) == (2, len(STORED), 2)
         await a.send(encode_req("again", {"limit": 100}))

@@ -67,6 +67,7 @@ class RelayCollector(Collector):
             yield CounterMetricFamily(f"{p}_{name}", doc, value=since_start.get(key, 0))
         for key, (name, doc) in _GAUGES.items():
             yield GaugeMetricFamily(f"{p}_{name}", doc, value=totals.get(key, 0))
+        yield CounterMetricFamily(f"{p}_resets", "POST /control/reset calls", value=stats.get("resets", 0))
         last = totals.get("last_eose_at")
         yield GaugeMetricFamily(
             f"{p}_last_eose_timestamp_seconds",

@@ -44,6 +44,7 @@ from relaysim.relay.routes import handle_request
 from relaysim.relay.static import resolve_static
 from relaysim.relay.traffic_task import RelayTraffic
 from relaysim.relay.websocket import Connections, WebSocketConnection
+from relaysim.resources import client_dir
 from relaysim.store import EventStore
 
 __all__ = ["DEFAULT_CLIENT_DIR", "HARNESS_CLOSE_REASON", "Relay", "ResetReport", "open_relay", "serve"]
@@ -51,7 +52,7 @@ __all__ = ["DEFAULT_CLIENT_DIR", "HARNESS_CLOSE_REASON", "Relay", "ResetReport",
 log = logging.getLogger("relaysim.relay")
 
 #: The reference client shipped in the package: served at ``/`` unless ``static`` says otherwise.
-DEFAULT_CLIENT_DIR = Path(relaysim.__file__).parent / "client"
+DEFAULT_CLIENT_DIR = client_dir()
 HARNESS_CLOSE_REASON = "error: closed by test harness"
 SHUTDOWN_REASON = "relay shutting down"
 
