@@ -4,8 +4,9 @@ A step type is a frozen dataclass registered with :func:`step_type`. Its fields 
 each made with :func:`arg` (type, default, what it means, how explore may generate it); its class
 variables say what it is (``KIND``: the ``do = "..."`` name; ``BROWSING``: an action in the app, as
 opposed to the harness's own waiting, sampling and judging; ``PROVIDES``: capabilities an assertion
-may require, e.g. ``"idle"``); :meth:`Step.validate` holds the checks that span arguments, and
-:meth:`Step.run` how it runs, against the small :class:`StepContext` protocol the runner implements.
+may require, e.g. ``"idle"``); :meth:`Step.validate` holds the checks that span arguments,
+:meth:`Step.run` how it runs, against the small :class:`StepContext` protocol the runner implements, and
+:meth:`Step.possible` when explore may take it (its precondition on the :class:`PageView` shown).
 
 From that one declaration the parser reads and checks files (:mod:`relaysim.scenario.parse`), the
 runner runs (:mod:`relaysim.scenario.runner`), the docs table is written
@@ -27,6 +28,7 @@ __all__ = [
     "STEP_CLASSES",
     "ArgSpec",
     "BadStep",
+    "PageView",
     "Step",
     "StepContext",
     "arg",
@@ -108,6 +110,27 @@ class StepContext(Protocol):
     def judge(self, names: tuple[str, ...], where: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class PageView:
+    """What the app shows now, as explore's preconditions see it (read after every step).
+
+    ``page`` is the page's name ("feed", "thread", ... or "unknown"); ``notes`` how many notes offer a
+    thread to open; ``authors`` how many author links offer a profile; ``history`` how many pages
+    ``back`` can return to; ``more`` whether the page can load older notes. An app that reports none of
+    this gets :meth:`unknown`, under which every step is possible.
+    """
+
+    page: str = "unknown"
+    notes: int = 1
+    authors: int = 1
+    history: int = 1
+    more: bool = True
+
+    @classmethod
+    def unknown(cls) -> PageView:
+        return cls()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Step:
     """Base of every step; ``line`` is where it was written (None when built in code)."""
@@ -125,6 +148,11 @@ class Step:
         """Checks across arguments (``given``: keys written in the file; ``nested``: inside a repeat).
 
         Raise :class:`BadStep` to refuse the step."""
+
+    def possible(self, view: PageView) -> bool:
+        """Whether explore may take this step on the page ``view`` describes (its precondition:
+        e.g. no thread to open when no note is shown). Default: always."""
+        return True
 
     def children(self) -> tuple[Step, ...]:
         """Steps inside this one (a repeat's body)."""

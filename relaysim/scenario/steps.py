@@ -26,7 +26,7 @@ from relaysim.scenario._args import (
     Text,
     TrafficKind,
 )
-from relaysim.scenario._step import BadStep, Step, StepContext, arg, step_type
+from relaysim.scenario._step import BadStep, PageView, Step, StepContext, arg, step_type
 
 __all__ = [
     "PAGES",
@@ -95,6 +95,9 @@ class Open(Step):
     def provides(self) -> frozenset[str]:
         return frozenset({"thread"}) if self.page == "thread" else frozenset()
 
+    def possible(self, view: PageView) -> bool:
+        return view.notes > 0 if self.page == "thread" else True
+
     def run(self, ctx: StepContext) -> str | None:
         if self.page == "thread":
             ctx.open_thread(0 if self.arg is None else self.arg)
@@ -152,6 +155,9 @@ class Scroll(Step):
     n: int = arg(IntRange(1, 1000), 1, "times to scroll", explore=IntRange(1, 3))
     pause: float = arg(FloatRange(0), 0.5, "seconds to wait after each scroll", generate=False)
 
+    def possible(self, view: PageView) -> bool:
+        return view.more
+
     def run(self, ctx: StepContext) -> str | None:
         for _ in range(self.n):
             ctx.act("scroll")
@@ -174,11 +180,16 @@ class OpenThread(Step):
     KIND: ClassVar[str] = "open_thread"
     BROWSING: ClassVar[bool] = True
     PROVIDES: ClassVar[frozenset[str]] = frozenset({"thread"})
-    k: int = arg(IntRange(0), 0, "which note (0 = first shown)", explore=IntRange(0, 9))
-    k_step: int = arg(IntRange(0, 1000), 0, "added to k on each pass of the enclosing repeat", generate=False)
+    k: int = arg(IntRange(0), 0, "which note (0 = first shown)", explore=IntRange(0, 49))
+    k_step: int = arg(
+        IntRange(0, 1000), 0, "added to k on each pass of the enclosing repeat", explore=IntRange(0, 3)
+    )
 
     def validate(self, given: frozenset[str], nested: bool) -> None:
         _k_step_needs_repeat(self.KIND, given, nested)
+
+    def possible(self, view: PageView) -> bool:
+        return view.notes > 0
 
     def at_iteration(self, iteration: int) -> Step:
         return replace(self, k=self.k + self.k_step * iteration, k_step=0) if self.k_step else self
@@ -199,9 +210,11 @@ class OpenProfile(Step):
 
     KIND: ClassVar[str] = "open_profile"
     BROWSING: ClassVar[bool] = True
-    k: int = arg(IntRange(0), 0, "whose note (0 = first shown)", explore=IntRange(0, 9))
+    k: int = arg(IntRange(0), 0, "whose note (0 = first shown)", explore=IntRange(0, 49))
     from_thread: bool = arg(Flag(), False, "the open thread's root author instead")
-    k_step: int = arg(IntRange(0, 1000), 0, "added to k on each pass of the enclosing repeat", generate=False)
+    k_step: int = arg(
+        IntRange(0, 1000), 0, "added to k on each pass of the enclosing repeat", explore=IntRange(0, 3)
+    )
 
     def validate(self, given: frozenset[str], nested: bool) -> None:
         _k_step_needs_repeat(self.KIND, given, nested)
@@ -209,6 +222,9 @@ class OpenProfile(Step):
             raise BadStep("open_profile takes either 'k' or 'from_thread = true', not both")
         if self.from_thread and "k_step" in given:
             raise BadStep("open_profile.k_step needs 'k', not 'from_thread = true'", "k_step")
+
+    def possible(self, view: PageView) -> bool:
+        return view.authors > 0 and (view.page == "thread" or not self.from_thread)
 
     def at_iteration(self, iteration: int) -> Step:
         return replace(self, k=self.k + self.k_step * iteration, k_step=0) if self.k_step else self
@@ -228,6 +244,9 @@ class Back(Step):
     KIND: ClassVar[str] = "back"
     BROWSING: ClassVar[bool] = True
     n: int = arg(IntRange(1, 100), 1, "times to go back", explore=IntRange(1, 2))
+
+    def possible(self, view: PageView) -> bool:
+        return view.history >= self.n
 
     def run(self, ctx: StepContext) -> str | None:
         pages = []
@@ -380,9 +399,12 @@ class Repeat(Step):
     """
 
     KIND: ClassVar[str] = "repeat"
-    times: int = arg(IntRange(1, 10_000), doc="passes", explore=IntRange(2, 4))
+    times: int = arg(IntRange(1, 10_000), doc="passes", explore=IntRange(2, 50))
     steps: tuple[Step, ...] = arg(StepList(), doc="the body")
-    measure_cycles: bool = arg(Flag(), False, "read the probes around each pass (cycle_growth)")
+    # explore judges returns to a page state with revisit_growth; a file may measure one repeat
+    measure_cycles: bool = arg(
+        Flag(), False, "read the probes around each pass (cycle_growth)", generate=False
+    )
     warmup: int = arg(IntRange(0, 10_000), 1, "passes not judged", generate=False)
     ignore_sites: tuple[str, ...] = arg(SiteNames(), (), "sites re-spent by design", generate=False)
 
