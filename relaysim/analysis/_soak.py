@@ -26,6 +26,8 @@ part of the timeline where its question has an answer:
 * **Heap and DOM trends** (``soak_heap_trend``, ``soak_dom_trend``) are judged per *segment*: the
   stretches between proactive restarts (and replaced browser sessions), because a restart resets
   the heap and a trend across it means nothing (a leaking sawtooth has no trend overall). In each
+  segment -- after its warm-up: the seed's 5 minutes for the first, ``settle_s`` after a restart or
+  a new browser session, because an app filling its caches grows by design --
   segment Mann--Kendall (Hamed--Rao, as :func:`relaysim.analysis.mann_kendall`) says whether there
   is an increasing trend and Theil--Sen how steep it is. Over hours, Mann--Kendall finds a trend of
   1 B/s, so the verdict is "no increasing trend that matters": a segment fails only when its trend
@@ -466,7 +468,8 @@ class Segment:
     """Samples between two restarts: ``begins`` with "start", "restart" or "session_replaced".
 
     ``heap`` and ``dom`` are Theil--Sen + Mann--Kendall of heapInuse and DOM handles over the
-    segment (after ``settle_s`` when it begins with a restart); ``plateau`` after ``warmup_s``.
+    segment after its warm-up (``warmup_s`` for the first segment, ``settle_s`` after a restart or a
+    new session); ``plateau`` after ``warmup_s``.
     """
 
     index: int
@@ -522,7 +525,10 @@ def segments(
         if not part:
             continue
         start = part[0].t
-        settled = [s for s in part if s.t >= start + settle_s] if begins != "start" else list(part)
+        # the first segment begins with the app filling its caches: its trend starts after the
+        # seed's warm-up ("heapInuse after 5 minutes of use"), a restarted app's after settle_s
+        skip = warmup_s if begins == "start" else settle_s
+        settled = [s for s in part if s.t >= start + skip]
         thin = _thin(settled, TREND_MAX_POINTS)
         out.append(
             Segment(
