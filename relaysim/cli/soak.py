@@ -1,0 +1,123 @@
+"""``relaysim soak``: seeded random browsing with idle periods and live traffic for hours, judged by trends.
+
+Writes a crash-safe output directory (``--out DIR``, default ``soak-YYYYmmdd-HHMMSS``):
+``timeline.jsonl`` and ``events.jsonl`` as it goes, ``summary.json`` and ``report.html`` at the end
+(also after Ctrl-C or SIGTERM). ``--resume DIR`` continues a stopped soak where it stopped, with the
+settings it was started with. Exit status as ``relaysim run``: 0 passed, 1 a verdict failed, 2 a
+usage or environment problem, 3 nothing could be judged (``--allow-unavailable`` makes that 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from relaysim.errors import UsageError
+
+DEFAULT_TRAFFIC = "notes=2/s,reactions=10/s,replies=1/s,reposts=0.5/s,zaps=0.1/s,profiles=1/m"
+"""docs/traffic.md's default mix."""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "soak",
+        help="run a client for hours (random browsing, idle periods, live traffic) and judge the trends",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--hours", type=float, default=None, metavar="H", help="soak length (default: 10)")
+    length.add_argument("--minutes", type=float, default=None, metavar="M", help="soak length in minutes")
+    p.add_argument("--app", default="builtin",
+                   help="builtin | 'builtin?leaks=idle' | http(s)://URL | DIR (default: builtin)")
+    p.add_argument("--adapter", default=None, help="adapter TOML for --app (default: builtin's own)")
+    p.add_argument("--traffic", default=DEFAULT_TRAFFIC, metavar="RATES",
+                   help=f"live traffic from the relay, or 'off' (default: {DEFAULT_TRAFFIC})")
+    p.add_argument("--interval", type=float, default=10.0, metavar="S", help="seconds between samples (10)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the browsing and the traffic (1)")
+    p.add_argument("--browse", type=float, default=90.0, metavar="S",
+                   help="mean seconds of browsing between idle periods (90)")
+    p.add_argument("--idle-window", type=float, default=30.0, metavar="S", help="idle window in seconds (30)")
+    p.add_argument("--idle-settle", type=float, default=5.0, metavar="S",
+                   help="seconds since the last EOSE before an idle window (5)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output directory (default: soak-YYYYmmdd-HHMMSS); must not hold a soak yet")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="continue the stopped soak in DIR with its own settings")
+    p.add_argument("--browser", default="chromium", choices=("chromium", "firefox", "remote"))
+    p.add_argument("--webdriver-url", default=None,
+                   help="W3C WebDriver / Selenium Grid URL (with --browser remote)")
+    p.add_argument("--headed", action="store_true", help="show the browser window")
+    p.add_argument("--progress", default="auto", choices=("auto", "live", "plain", "off"),
+                   help="live panel on a terminal, plain lines every minute otherwise (auto)")
+    p.add_argument("--allow-unavailable", action="store_true",
+                   help="exit 0, not 3, when no verdict could be reached")
+    p.set_defaults(func=soak_command)
+
+
+def _positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise UsageError(f"{flag} must be > 0, got {value:g}")
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from relaysim.browser import BrowserSpec
+    from relaysim.soak import SoakMeta, SoakOptions, default_out_dir
+    from relaysim.traffic.rates import parse_rates
+
+    if args.resume is not None:
+        flags = (("--out", args.out), ("--hours", args.hours), ("--minutes", args.minutes))
+        given = [f for f, v in flags if v]
+        if given:
+            raise UsageError(f"--resume DIR continues a soak with its own settings: drop {', '.join(given)}")
+        if not (args.resume / "timeline.jsonl").is_file():
+            raise UsageError(f"{args.resume}: no timeline.jsonl here (not a soak output directory?)")
+        meta = SoakMeta(duration_s=0.0)  # replaced by the directory's own
+        out = args.resume
+    else:
+        if args.minutes is not None:
+            _positive(args.minutes, "--minutes")
+        hours = args.minutes / 60 if args.minutes is not None else (args.hours if args.hours is not None else 10.0)
+        _positive(hours, "--hours")
+        for value, flag in ((args.interval, "--interval"), (args.browse, "--browse"),
+                            (args.idle_window, "--idle-window")):
+            _positive(value, flag)
+        if args.idle_settle < 0:
+            raise UsageError(f"--idle-settle must be >= 0, got {args.idle_settle:g}")
+        traffic = None if args.traffic in ("off", "none", "") else args.traffic
+        if traffic is not None:
+            parse_rates(traffic)  # a bad spec is one line naming the item
+        out = args.out or default_out_dir()
+        if (out / "timeline.jsonl").exists():
+            raise UsageError(f"{out}: already holds a soak (use --resume {out} to continue it)")
+        out.mkdir(parents=True, exist_ok=True)
+        meta = SoakMeta(
+            duration_s=hours * 3600, app=args.app, adapter=args.adapter, traffic=traffic,
+            interval=args.interval, seed=args.seed, browse_s=args.browse, idle_window=args.idle_window,
+            idle_settle=args.idle_settle, browser=args.browser, webdriver_url=args.webdriver_url,
+        )
+    if args.webdriver_url and args.browser != "remote":
+        raise UsageError("--webdriver-url needs --browser remote")
+    spec = BrowserSpec(kind=args.browser, headed=args.headed, webdriver_url=args.webdriver_url)
+    return SoakOptions(meta=meta, out=out, resume=args.resume is not None, browser=spec,
+                       allow_unavailable=args.allow_unavailable)
+
+
+def soak_command(args: argparse.Namespace) -> int:
+    from relaysim.report import render_table
+    from relaysim.soak import read_prior, run_soak
+    from relaysim.soak.progress import open_progress
+
+    options = _options(args)
+    total = (read_prior(options.out).meta if options.resume else options.meta).duration_s
+    print(f"soak: writing {options.out}/ (timeline.jsonl and events.jsonl as it goes; summary.json and "
+          "report.html at the end)", flush=True)
+    progress = open_progress(args.progress, f"relaysim soak {options.out}", total)
+    try:
+        result = run_soak(options, progress)
+    finally:
+        progress.close()
+    print(render_table(result.report, width=110), end="")
+    print(f"stopped: {result.stop_reason}; {result.written} samples written by this process")
+    print(f"summary: {result.out / 'summary.json'}\nreport: {result.out / 'report.html'}")
+    return int(result.exit_code)
