@@ -194,12 +194,6 @@ def describe(cycles: list[list[str]], edges: list[Edge], root: Path) -> str:
 # --- the package itself ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cycles owned by others remain: relaysim -> relaysim.relay -> relaysim.relay.server -> relaysim "
-    "(and through relaysim.relay.sync): relay/server.py does `import relaysim` to read relaysim.__file__; "
-    "relaysim.resources.client_dir() gives the same folder. Remove this mark once it is fixed.",
-)
 def test_relaysim_runtime_import_graph_has_no_cycles() -> None:
     edges = import_edges(PACKAGE_DIR)
     # The graph is really read: a known import is in it (so an empty graph cannot pass).

@@ -31,7 +31,7 @@ from typing import Any
 
 import trio
 
-import relaysim
+from relaysim._version import __version__
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
 from relaysim.relay import metrics
@@ -120,7 +120,7 @@ class Relay:
         self.config = config
         self.host = config.host
         self.port = port
-        self.version = relaysim.__version__
+        self.version = __version__
         self.core = RelayCore(store, config.limits)
         self.static_root: Path | None
         if config.static is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 
-import relaysim
+from relaysim._version import __version__
 from relaysim import analysis as an
 from relaysim import report as rp
 from relaysim.analysis import Sample
@@ -115,7 +115,7 @@ def build_report(res: RunResult) -> rp.Report:
             driver_version=env.get("driver_version"),
             webdriver_url=env.get("webdriver_url"),
             python=platform.python_version(),
-            relaysim=relaysim.__version__,
+            relaysim=__version__,
             platform=platform.platform(),
             dataset_name=relay_info.get("dataset") or sc.dataset,
             dataset_sha256=relay_info.get("sha256"),
