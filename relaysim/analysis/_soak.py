@@ -650,7 +650,10 @@ def _judge_trend(
     judged = [(s, getattr(s, which)) for s in analysis.segments]
     judged = [(s, tr) for s, tr in judged if tr is not None and tr.mann_kendall is not None and tr.theil_sen]
     if not judged:
-        why = f"not measured: {label} was read in fewer than 3 samples of any segment"
+        why = (
+            f"not measured: {label} was read in fewer than 3 samples of any segment after its warm-up "
+            f"({analysis.warmup_s:g} s for the first, {analysis.settle_s:g} s after a restart)"
+        )
         return _result(name, tolerance, None, unit, why, "<=")
     rising = [(s, tr) for s, tr in judged if tr.mann_kendall.trend == "increasing"]  # type: ignore[union-attr]
     if not rising:

@@ -77,7 +77,9 @@ def _options(args: argparse.Namespace) -> Any:
     else:
         if args.minutes is not None:
             _positive(args.minutes, "--minutes")
-        hours = args.minutes / 60 if args.minutes is not None else (args.hours if args.hours is not None else 10.0)
+        hours = 10.0 if args.hours is None else args.hours
+        if args.minutes is not None:
+            hours = args.minutes / 60
         _positive(hours, "--hours")
         for value, flag in ((args.interval, "--interval"), (args.browse, "--browse"),
                             (args.idle_window, "--idle-window")):

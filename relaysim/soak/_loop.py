@@ -46,6 +46,7 @@ from relaysim.scenario.adapters import AdapterError
 from relaysim.scenario.runner import ScenarioRunner, adapter_for, open_relay, resolve_app
 from relaysim.soak._files import EVENTS, TIMELINE, EventLog, PriorRun, SoakClock, SoakMeta, read_prior
 from relaysim.soak._plan import BrowsePlan, plan_rng
+from relaysim.soak._procs import ProcessTree, process_tree
 from relaysim.soak._recorder import PageState, Recorder, relay_figures
 from relaysim.soak.progress import Progress, open_progress
 
@@ -197,6 +198,7 @@ class _Soak:
         self.plan = BrowsePlan(plan_rng(meta.seed, prior.resumes + 1 if prior else 0), browse_s=meta.browse_s)
         self.verdict = _Verdict()
         self.session: BrowserSession | None = None
+        self.procs = ProcessTree()
         self.runner: _SoakRunner | None = None
         self.relay: Any = None
         self.replacements = 0
@@ -208,6 +210,7 @@ class _Soak:
 
     def _open_session(self, scenario: Scenario, target: Any, adapter: Any, page_url: str) -> None:
         session = open_browser(self.options.browser)
+        self.procs = process_tree(session.driver)
         try:
             runner = _SoakRunner(
                 scenario, session, self.relay, page_url, adapter, app=self.meta.app,
@@ -242,9 +245,15 @@ class _Soak:
             why = "resume" if not self.replacements else "harness fault"
             self.events.emit("session_replaced", t=t, reason=why, replacements=self.replacements)
 
-    def _close_session(self) -> None:
+    def _close_session(self, lost: bool = False) -> None:
+        """Quit the browser; after a fault (``lost``) also end the processes it left behind."""
         if self.session is not None:
             self.session.close()
+        if lost:
+            killed = self.procs.kill()
+            if killed:
+                self.events.emit("cleanup", killed=killed, why="browser processes left by the lost session")
+        self.procs = ProcessTree()
         self.session = None
         self.runner = None
 
@@ -262,7 +271,7 @@ class _Soak:
         self.recorder.faults += 1
         self.events.emit("fault", reason=f"{what}: {_first_line(exc)}", error=type(exc).__name__)
         self.progress.phase("replacing the browser session", _first_line(exc)[:60])
-        self._close_session()
+        self._close_session(lost=True)
         self.replacements += 1
         for attempt, pause in enumerate(BACKOFF_S[: self.options.max_session_failures]):
             try:
