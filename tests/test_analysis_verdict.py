@@ -58,6 +58,9 @@ def test_seed_defaults() -> None:
         "thread_events_released",
         "cycle_growth",
         "cache_entries_bounded",
+        "revisit_growth",
+        "subscriptions_agree",
+        "no_events_after_close",
     )
     assert (th.cycle_growth_bytes, th.cache_limit_factor, th.cache_default_limit) == (4096, 2, 10000)
 
@@ -70,9 +73,9 @@ def test_threshold_overrides_and_errors() -> None:
     assert info.value.key == "idle_rate"
     assert str(info.value) == (
         "unknown threshold 'idle_rate' (expected one of: cache_default_limit, cache_limit_factor, "
-        "cycle_growth_bytes, dom_handles_max, heap_delta_bytes, "
-        "heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
-        "subscriptions_open_when_idle_max, thread_events_retained_max)"
+        "cycle_growth_bytes, dom_handles_max, events_after_close_max, heap_delta_bytes, "
+        "heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, revisit_growth_bytes, "
+        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max)"
     )
     for bad in (-1, "1k", True, float("inf")):
         with pytest.raises(ThresholdError) as info:

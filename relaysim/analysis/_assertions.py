@@ -2,14 +2,22 @@
 
 The seed's four (idle rate, heap delta, heapInuse after 5 minutes, DOM handles) and its idle-protocol
 check (subscriptions closed when idle), plus three that give every leak of the reference client a
-catcher: thread events released, growth per measured cycle, cache entries bounded. Registration
-order is report order. To add one: write its ``measure`` (and ``explain`` if a failure should name
-what grew), call :func:`register`, and test it; the scenario parser, the docs tables and the pytest
-helpers pick it up from the registry.
+catcher: thread events released, growth per measured cycle, cache entries bounded; and three read
+after every browsing step, which ``relaysim explore`` checks as invariants: growth per return to an
+earlier page state, the app's and the relay's subscriptions agreeing, and no EVENT after a CLOSE.
+Registration order is report order. To add one: write its ``measure`` (and ``explain`` if a failure
+should name what grew), call :func:`register`, and test it; the scenario parser, the docs tables and
+the pytest helpers pick it up from the registry.
 """
 
 from __future__ import annotations
 
+from relaysim.analysis._browsing import (
+    Returns,
+    return_growths,
+    short_state,
+    subscription_disagreement,
+)
 from relaysim.analysis._cycles import cache_peaks, cache_ratio
 from relaysim.analysis._samples import DOM_HANDLES, HEAP_INUSE, THREAD_EVENTS, dom_handles
 from relaysim.analysis._sites import top_sites
@@ -280,4 +288,113 @@ CACHE_ENTRIES_BOUNDED = register(Assertion(
     ),
     measure=_measure_caches,
     reads=("cache_readings", "cache_unavailable"),
+))
+
+
+# -- revisit_growth ----------------------------------------------------------------------------------
+
+
+def _measure_revisits(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+    if ev.re_spent_sites is None:
+        return NotMeasured(
+            "the adapter declares no re_spent_sites (the sites the app spends again on every page load; "
+            "an empty list if none)"
+        )
+    if not any(v.state is not None for v in ev.page_visits):
+        return NotMeasured("the app reports no page state (__relaysim_app_state().page)")
+    got = return_growths(ev.page_visits, ev.re_spent_sites, ev.cache_readings)
+    if isinstance(got, str):
+        return NotMeasured(got)
+    skipped = _skipped(got)
+    if not got.judged:
+        return NotMeasured(f"no return to an earlier page state in this run{skipped}")
+    worst = max(got.judged, key=lambda r: r.growth)
+    out = ", ".join(ev.re_spent_sites)
+    detail = (
+        f"worst: {worst.visit.step} to {short_state(worst.visit.state)} +{worst.growth:,.0f} B; "
+        f"{len(got.judged)} return(s) judged{skipped}; taken out: {out or 'nothing'}"
+    )
+    if worst.sites:
+        detail += "; grew: " + ", ".join(f"{d.name} +{d.bytes:,} B" for d in worst.sites[:3])
+    return Measured(worst.growth, detail)
+
+
+def _skipped(got: Returns) -> str:
+    parts = []
+    if got.after_live_events:
+        parts.append(f"{got.after_live_events} after live events")
+    if got.after_eviction:
+        parts.append(f"{got.after_eviction} after a cache evicted entries")
+    return f" ({', '.join(parts)} not judged)" if parts else ""
+
+
+REVISIT_GROWTH = register(Assertion(
+    name="revisit_growth",
+    summary="largest heapInuse growth of a step returning to an earlier page state (re-spent sites out)",
+    unit="B/return",
+    thresholds=(
+        Threshold("revisit_growth_bytes", 4096, "growth allowed when returning to a page state shown before"),
+    ),
+    measure=_measure_revisits,
+    reads=("page_visits", "re_spent_sites", "cache_readings"),
+))
+
+
+# -- subscriptions_agree -----------------------------------------------------------------------------
+
+
+def _measure_agree(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+    known = [v for v in ev.subscription_views if v.app is not None]
+    if not known:
+        if ev.subscription_views:
+            return NotMeasured("the app does not report its subscriptions (__relaysim_app_state().subs)")
+        return NotMeasured("no browsing step in this run")
+    worst = max(known, key=subscription_disagreement)
+    n = subscription_disagreement(worst)
+    if n == 0:
+        return Measured(0, f"app and relay agreed after each of {len(known)} step(s)")
+    parts = []
+    if worst.relay_only:
+        parts.append(f"the relay holds {', '.join(worst.relay_only)} that the app no longer knows")
+    if worst.app_only:
+        parts.append(f"the app believes {', '.join(worst.app_only)} open, the relay does not")
+    return Measured(n, f"after {worst.step}: {'; '.join(parts)}")
+
+
+SUBSCRIPTIONS_AGREE = register(Assertion(
+    name="subscriptions_agree",
+    summary="subscriptions one side holds and the other does not, after any browsing step",
+    unit="subscriptions",
+    comparison="<=",
+    thresholds=(
+        Threshold("subscriptions_disagree_max", 0, "subscriptions the app and the relay may see differently"),
+    ),
+    measure=_measure_agree,
+    reads=("subscription_views",),
+))
+
+
+# -- no_events_after_close ---------------------------------------------------------------------------
+
+
+def _measure_after_close(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+    totals = ev.relay_totals
+    if totals is None:
+        return NotMeasured("no relay attached to this run")
+    n = totals.get("events_after_close")
+    if not isinstance(n, int | float) or isinstance(n, bool):
+        return NotMeasured("the relay does not count EVENTs after CLOSE (/stats totals.events_after_close)")
+    closed = totals.get("subs_closed")
+    of = f"; {closed} subscription(s) closed in all" if isinstance(closed, int) else ""
+    return Measured(n, f"EVENTs the relay wrote on closed subscriptions (/stats){of}")
+
+
+NO_EVENTS_AFTER_CLOSE = register(Assertion(
+    name="no_events_after_close",
+    summary="EVENT messages the relay wrote on a subscription after it was closed",
+    unit="events",
+    comparison="<=",
+    thresholds=(Threshold("events_after_close_max", 0, "EVENTs allowed on closed subscriptions"),),
+    measure=_measure_after_close,
+    reads=("relay_totals",),
 ))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from relaysim.analysis._browsing import PageVisit, SubscriptionView
 from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth
 from relaysim.analysis._idle import IdleMeasurement
 from relaysim.analysis._samples import Sample
@@ -118,6 +119,10 @@ class Evidence:
     from ``__moxie_cache_sizes()`` (``cache_unavailable`` says why there are none). ``alloc_log`` is
     the seed's threshold log (``__moxie_alloc_log`` records). ``soak`` is a whole soak's trend
     analysis (:class:`~relaysim.analysis.SoakAnalysis`), read by the soak-scope assertions only.
+    ``page_visits`` and ``subscription_views`` are read after every browsing step
+    (:mod:`relaysim.analysis._browsing`); ``re_spent_sites`` are the allocation sites the app spends
+    again by design on every page load (the adapter's declaration; None = not declared);
+    ``relay_totals`` is the relay's ``/stats`` totals when judged (None = no relay attached).
     """
 
     samples: Sequence[Sample] = ()
@@ -136,6 +141,10 @@ class Evidence:
     cache_unavailable: str | None = None
     alloc_log: Sequence[Mapping[str, Any]] = ()
     soak: SoakAnalysis | None = None
+    page_visits: Sequence[PageVisit] = ()
+    subscription_views: Sequence[SubscriptionView] = ()
+    re_spent_sites: Sequence[str] | None = None
+    relay_totals: Mapping[str, Any] | None = None
 
     def first(self) -> Sample | None:
         return self.initial if self.initial is not None else (self.samples[0] if self.samples else None)

@@ -168,6 +168,9 @@ class Totals:
     notices_sent: int = 0
     slow_client_disconnects: int = 0
     connection_errors: int = 0
+    # EVENTs written for a subscription already closed or replaced: 0 unless CLOSE stopped winning
+    # (the writer drops such units; this counts at the one place EVENTs are recorded as sent).
+    events_after_close: int = 0
 
     def __add__(self, other: Totals) -> Totals:
         return Totals(**{name: value + getattr(other, name) for name, value in vars(self).items()})
@@ -431,6 +434,8 @@ class RelayCore:
             self.totals.events_sent += events
             if sub is not None:
                 sub.events_sent += events
+                if not sub.active:
+                    self.totals.events_after_close += events
             if live:
                 session.live_events_sent += events
                 self.totals.live_events_sent += events

@@ -7,6 +7,9 @@ held when it fails (the registry, not this module, knows what each assertion nee
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from relaysim import analysis as an
 from relaysim.analysis import Evidence
 from relaysim.browser import Sampler
@@ -22,6 +25,8 @@ def gather_evidence(
     start_t: float,
     subscriptions_open_when_idle: int | None,
     cycles: tuple[an.CycleGrowth | None, str | None],
+    re_spent_sites: Sequence[str] | None = None,
+    relay_totals: Mapping[str, Any] | None = None,
 ) -> Evidence:
     idle = result.idle[-1] if result.idle else None
     growth, cycles_why = cycles
@@ -46,4 +51,8 @@ def gather_evidence(
         cache_readings=tuple(sampler.cache_readings),
         cache_unavailable=cache_why,
         alloc_log=tuple(sampler.alloc_log),
+        page_visits=tuple(result.page_visits),
+        subscription_views=tuple(result.subscription_views),
+        re_spent_sites=None if re_spent_sites is None else tuple(re_spent_sites),
+        relay_totals=relay_totals,
     )

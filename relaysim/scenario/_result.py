@@ -13,6 +13,7 @@ from typing import Any
 
 from relaysim import analysis as an
 from relaysim.analysis import AssertionResult, Sample, SamplingCost, ThreadClose, Unavailable, Verdict
+from relaysim.analysis._browsing import PageVisit, SubscriptionView
 from relaysim.browser.idle import IdleOutcome
 from relaysim.browser.probes import BrowserFigures
 from relaysim.errors import ExitCode, exit_code_for
@@ -70,6 +71,8 @@ class RunResult:
     relay_stats: dict[str, Any] | None = None
     alloc_log: list[dict[str, Any]] = field(default_factory=list)
     thread_closes: list[ThreadClose] = field(default_factory=list)
+    page_visits: list[PageVisit] = field(default_factory=list)
+    subscription_views: list[SubscriptionView] = field(default_factory=list)
     cycle_readings: list[an.CycleReading] = field(default_factory=list)
     cycles: an.CycleGrowth | None = None
     cache_readings: list[tuple[float, tuple[an.CacheGroupSize, ...]]] = field(default_factory=list)

@@ -46,6 +46,7 @@ from relaysim.scenario._assemble import build_report
 from relaysim.scenario._cycles import measured_growth, parsed_sites, read_cycle
 from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
+from relaysim.scenario._visits import BrowsingObserver, re_spent_sites
 from relaysim.scenario.adapters import Adapter
 from relaysim.scenario.model import Scenario, walk
 from relaysim.scenario.steps import Assert, CycleMark, expand
@@ -106,6 +107,8 @@ class ScenarioRunner:
         self._subs_open_when_idle: int | None = None
         self._start_t = 0.0
         self._began = 0.0
+        self.re_spent_sites = re_spent_sites(adapter)
+        self.observer = BrowsingObserver(session, self.sampler, relay)
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class ScenarioRunner:
         res.initial_sites = parsed_sites(app.sites)
         res.unavailable = [*app.unavailable(), *figures.unavailable]
         self._start_t = first.t
+        self._observe("start", None)
 
     def run(self) -> RunResult:
         self.start()
@@ -148,7 +152,12 @@ class ScenarioRunner:
     def run_step(self, step: Any) -> StepRecord:
         """Run one (expanded) step and record it."""
         t0 = time.monotonic()
+        browsing = getattr(step, "BROWSING", False)
+        before = self.observer.before() if browsing else None
         detail = step.run(self) or ""
+        if browsing:
+            where = f"line {step.line}" if step.line else f"step {len(self.result.steps) + 1}"
+            self._observe(f"{step.KIND} ({where})", before)
         record = StepRecord(
             len(self.result.steps), step.KIND, step.line, time.monotonic() - t0, detail, t0 - self._began
         )
@@ -174,6 +183,13 @@ class ScenarioRunner:
         res.seconds = time.monotonic() - self._began
         return res
 
+    def _observe(self, label: str, before: Any) -> None:
+        """Where a browsing step left the app, and both views of its subscriptions (module _visits)."""
+        visit, view = self.observer.visit(label, before)
+        self.result.page_visits.append(visit)
+        if view is not None:
+            self.result.subscription_views.append(view)
+
     def _cycles(self) -> tuple[an.CycleGrowth | None, str | None]:
         return measured_growth(self.scenario, self.result.cycle_readings)
 
@@ -186,6 +202,8 @@ class ScenarioRunner:
             start_t=self._start_t,
             subscriptions_open_when_idle=self._subs_open_when_idle,
             cycles=self._cycles(),
+            re_spent_sites=self.re_spent_sites,
+            relay_totals=self.relay.stats().get("totals") if self.relay is not None else None,
         )
         results = an.evaluate(evidence, self.scenario.thresholds, names)
         for r in results:
