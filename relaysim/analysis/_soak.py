@@ -26,8 +26,8 @@ part of the timeline where its question has an answer:
 * **Heap and DOM trends** (``soak_heap_trend``, ``soak_dom_trend``) are judged per *segment*: the
   stretches between proactive restarts (and replaced browser sessions), because a restart resets
   the heap and a trend across it means nothing (a leaking sawtooth has no trend overall). In each
-  segment -- after its warm-up: the seed's 5 minutes for the first, ``settle_s`` after a restart or
-  a new browser session, because an app filling its caches grows by design --
+  segment -- after its warm-up: the seed's 5 minutes for a fresh app (the first segment, a new
+  browser session), ``settle_s`` after a restart, because an app filling its caches grows by design --
   segment Mann--Kendall (Hamed--Rao, as :func:`relaysim.analysis.mann_kendall`) says whether there
   is an increasing trend and Theil--Sen how steep it is. Over hours, Mann--Kendall finds a trend of
   1 B/s, so the verdict is "no increasing trend that matters": a segment fails only when its trend
@@ -468,8 +468,8 @@ class Segment:
     """Samples between two restarts: ``begins`` with "start", "restart" or "session_replaced".
 
     ``heap`` and ``dom`` are Theil--Sen + Mann--Kendall of heapInuse and DOM handles over the
-    segment after its warm-up (``warmup_s`` for the first segment, ``settle_s`` after a restart or a
-    new session); ``plateau`` after ``warmup_s``.
+    segment after its warm-up (``settle_s`` after a restart, ``warmup_s`` for a fresh app: the first
+    segment or a new browser session); ``plateau`` after ``warmup_s``.
     """
 
     index: int
@@ -525,9 +525,10 @@ def segments(
         if not part:
             continue
         start = part[0].t
-        # the first segment begins with the app filling its caches: its trend starts after the
-        # seed's warm-up ("heapInuse after 5 minutes of use"), a restarted app's after settle_s
-        skip = warmup_s if begins == "start" else settle_s
+        # a fresh app (the first segment, a new browser session) fills its caches: its trend starts
+        # after the seed's warm-up ("heapInuse after 5 minutes of use"); a restarted Worker's after
+        # settle_s (it restores one page, not a session)
+        skip = settle_s if begins == "restart" else warmup_s
         settled = [s for s in part if s.t >= start + skip]
         thin = _thin(settled, TREND_MAX_POINTS)
         out.append(
@@ -652,7 +653,7 @@ def _judge_trend(
     if not judged:
         why = (
             f"not measured: {label} was read in fewer than 3 samples of any segment after its warm-up "
-            f"({analysis.warmup_s:g} s for the first, {analysis.settle_s:g} s after a restart)"
+            f"({analysis.warmup_s:g} s for a fresh app, {analysis.settle_s:g} s after a restart)"
         )
         return _result(name, tolerance, None, unit, why, "<=")
     rising = [(s, tr) for s, tr in judged if tr.mann_kendall.trend == "increasing"]  # type: ignore[union-attr]
