@@ -442,6 +442,7 @@ class _Soak:
     def _last_sample(self) -> None:
         if self.runner is not None:
             self.runner.sample("end")
+            self._after_restart()
 
     def _emit_stop(self, reason: str) -> None:
         totals = self.relay.stats().get("totals", {}) if self.relay is not None else {}
