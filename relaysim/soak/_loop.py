@@ -55,6 +55,9 @@ __all__ = ["SoakOptions", "SoakStopped", "run_loop"]
 KEEP_SAMPLES = 60
 """Samples the runner's sampler keeps in memory (the timeline file has all of them)."""
 KEEP_RECORDS = 20
+RESULT_LISTS = ("steps", "idle", "thread_closes", "checkpoints", "cycle_readings", "page_visits",
+                "subscription_views")
+"""The runner's per-step histories (RunResult lists) that a soak keeps short."""
 APP_STATE_JS = "return typeof __relaysim_app_state === 'function' ? __relaysim_app_state() : null"
 BACKOFF_S = (2.0, 5.0, 10.0)
 
@@ -134,10 +137,11 @@ def _trim(runner: ScenarioRunner) -> None:
         if len(seq) > keep:
             del seq[: len(seq) - keep]
     r = runner.result
-    for seq2, keep in ((r.steps, KEEP_RECORDS), (r.idle, 1), (r.thread_closes, KEEP_RECORDS),
-                       (r.checkpoints, KEEP_RECORDS), (r.cycle_readings, KEEP_RECORDS)):
-        if len(seq2) > keep:
-            del seq2[: len(seq2) - keep]  # type: ignore[attr-defined]
+    for name in RESULT_LISTS:
+        seq2 = getattr(r, name, None)
+        keep = 1 if name == "idle" else KEEP_RECORDS
+        if isinstance(seq2, list) and len(seq2) > keep:
+            del seq2[: len(seq2) - keep]
 
 
 class _Verdict:
