@@ -177,7 +177,7 @@ def idle_periods(events: Sequence[Mapping[str, Any]], end_t: float | None = None
         elif start is not None:
             rate = e.get("rate")
             ok = isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate)
-            out.append(IdlePeriod(start, t, float(rate) if ok else None))
+            out.append(IdlePeriod(start, t, float(rate) if ok and rate is not None else None))
             start = None
     if start is not None and end_t is not None and end_t > start:
         out.append(IdlePeriod(start, end_t))
@@ -518,7 +518,7 @@ def segments(
     """Split at restarts and replaced sessions; trend and plateau of each piece."""
     _, breaks = _breaks(samples, events, drop_fraction)
     bounds = [(0, "start"), *((b.index, b.kind) for b in breaks), (len(samples), "end")]
-    out = []
+    out: list[Segment] = []
     for k in range(len(bounds) - 1):
         (i0, begins), (i1, _) = bounds[k], bounds[k + 1]
         part = samples[i0:i1]
@@ -656,12 +656,12 @@ def _judge_trend(
             f"({analysis.warmup_s:g} s for a fresh app, {analysis.settle_s:g} s after a restart)"
         )
         return _result(name, tolerance, None, unit, why, "<=")
-    rising = [(s, tr) for s, tr in judged if tr.mann_kendall.trend == "increasing"]  # type: ignore[union-attr]
+    rising = [(s, tr) for s, tr in judged if tr.mann_kendall.trend == "increasing"]
     if not rising:
-        alpha = judged[0][1].mann_kendall.alpha  # type: ignore[union-attr]
+        alpha = judged[0][1].mann_kendall.alpha
         detail = f"no increasing trend in {len(judged)} segment(s) (Mann-Kendall, alpha {alpha:g})"
         return _result(name, tolerance, 0.0, unit, detail, "<=")
-    seg, tr = max(rising, key=lambda st: st[1].theil_sen.slope)  # type: ignore[union-attr]
+    seg, tr = max(rising, key=lambda st: st[1].theil_sen.slope)
     ts, mk = tr.theil_sen, tr.mann_kendall
     assert ts is not None and mk is not None
     measured = max(0.0, ts.slope * scale)

@@ -248,11 +248,29 @@ class Assertion:
 
 
 _REGISTRY: dict[str, Assertion] = {}
-_RUN: dict[str, Assertion] = {}
 _THRESHOLDS: dict[str, Threshold] = {}
-_THRESHOLD_SCOPE: dict[str, str] = {}  # key -> scope of the assertion that first declared it
 
-ASSERTIONS: Mapping[str, Assertion] = MappingProxyType(_RUN)
+
+class _ScopeView(Mapping[str, Assertion]):
+    """The registered assertions of one scope, read live from the registry (never a copy to keep in step)."""
+
+    def __init__(self, scope: str) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> Assertion:
+        a = _REGISTRY[name]
+        if a.scope != self._scope:
+            raise KeyError(name)
+        return a
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n, a in _REGISTRY.items() if a.scope == self._scope])
+
+    def __len__(self) -> int:
+        return sum(1 for a in _REGISTRY.values() if a.scope == self._scope)
+
+
+ASSERTIONS: Mapping[str, Assertion] = _ScopeView("run")
 """Every registered run-scope assertion by name, in registration (report) order."""
 
 
@@ -265,10 +283,7 @@ def register(assertion: Assertion) -> Assertion:
         if t.key in _THRESHOLDS and _THRESHOLDS[t.key] is not t:
             raise ValueError(f"threshold {t.key!r} of {assertion.name} is declared already")
     _REGISTRY[assertion.name] = assertion
-    if assertion.scope == "run":
-        _RUN[assertion.name] = assertion
     for t in assertion.thresholds:
-        _THRESHOLD_SCOPE.setdefault(t.key, assertion.scope)
         _THRESHOLDS[t.key] = t
     return assertion
 
@@ -283,12 +298,17 @@ def get_assertion(name: str) -> Assertion:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown assertion {name!r} (expected one of: {', '.join(_RUN)})") from None
+        raise ValueError(f"unknown assertion {name!r} (expected one of: {', '.join(ASSERTIONS)})") from None
 
 
 def _scope_keys(scope: str) -> list[str]:
-    """Threshold keys in force for ``scope``: the run's, plus the soak's own for ``"soak"``."""
-    return [k for k in _THRESHOLDS if _THRESHOLD_SCOPE[k] in ("run", scope)]
+    """Threshold keys in force for ``scope``: the run's, plus the soak's own for ``"soak"`` (a key
+    belongs to the scope of the first assertion that declares it)."""
+    owner: dict[str, str] = {}
+    for a in _REGISTRY.values():
+        for t in a.thresholds:
+            owner.setdefault(t.key, a.scope)
+    return [k for k in _THRESHOLDS if owner.get(k, "run") in ("run", scope)]
 
 
 class Thresholds:
@@ -391,7 +411,7 @@ def evaluate(
     Raises ``ValueError`` for an unknown name (scenario files are checked when loaded). Without
     ``thresholds``, naming a soak-scope assertion uses ``Thresholds.for_scope("soak")``.
     """
-    chosen = [get_assertion(n) for n in (_RUN if names is None else names)]
+    chosen = [get_assertion(n) for n in (ASSERTIONS if names is None else names)]
     scope = "soak" if any(a.scope == "soak" for a in chosen) else "run"
     th = thresholds if thresholds is not None else Thresholds.for_scope(scope)
     return [a.judge(evidence, th) for a in chosen]
