@@ -190,5 +190,5 @@ def read_prior(directory: Path) -> PriorRun:
         last_t=ts[-1] if ts else None,
         active_s=active_seconds(ts, starts),
         resumes=sum(1 for e in soak.events if e.get("type") == "resume"),
-        started_wall=float(wall) if _num(wall) else None,
+        started_wall=float(wall) if isinstance(wall, int | float) else None,
     )

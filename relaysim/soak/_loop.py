@@ -42,8 +42,9 @@ from relaysim import analysis as an
 from relaysim.browser import BrowserSession, BrowserSpec, open_browser
 from relaysim.report import TimelineWriter, to_dict
 from relaysim.scenario import CloseAll, MeasureIdle, Scenario, Step
+from relaysim.scenario._app import adapter_for, open_relay, resolve_app
 from relaysim.scenario.adapters import AdapterError
-from relaysim.scenario.runner import ScenarioRunner, adapter_for, open_relay, resolve_app
+from relaysim.scenario.runner import ScenarioRunner
 from relaysim.soak._files import EVENTS, TIMELINE, EventLog, PriorRun, SoakClock, SoakMeta, read_prior
 from relaysim.soak._plan import BrowsePlan, plan_rng
 from relaysim.soak._procs import ProcessTree, process_tree
@@ -265,7 +266,7 @@ class _Soak:
         if self.session is None:
             return False
         try:
-            return self.session.driver.execute_script("return 1") == 1
+            return bool(self.session.driver.execute_script("return 1") == 1)
         except (KeyboardInterrupt, SoakStopped):
             raise
         except Exception:

@@ -165,9 +165,9 @@ def _relay_totals(events: Sequence[dict[str, Any]]) -> rp.RelayFigures | None:
 def build_summary(soak: SoakDir) -> rp.Report:
     """The soak's report from its files (see the module docstring)."""
     ev = soak.events
-    start = next((e for e in ev if e.get("type") == "start"), {})
+    start: dict[str, Any] = next((e for e in ev if e.get("type") == "start"), {})
     meta = SoakMeta.from_event(start, str(soak.path)) if start else None
-    session = next((e for e in reversed(ev) if e.get("type") == "session"), {})
+    session: dict[str, Any] = next((e for e in reversed(ev) if e.get("type") == "session"), {})
     th = an.Thresholds.for_scope("soak")
     probe = _probe_cost(soak)
     samples = soak.samples

@@ -19,7 +19,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TextIO
 
-__all__ = ["PROGRESS_MODES", "LiveFigures", "LiveProgress", "PlainProgress", "Progress", "open_progress"]
+__all__ = [
+    "PROGRESS_MODES",
+    "LiveFigures",
+    "LiveProgress",
+    "PlainProgress",
+    "Progress",
+    "RunHooks",
+    "open_progress",
+]
 
 PROGRESS_MODES = ("auto", "live", "plain", "off")
 MiB = 1024 * 1024
@@ -201,3 +209,61 @@ def open_progress(
     if mode == "plain":
         return PlainProgress(title, total_s, out, every_s)
     return _Off(title, total_s)
+
+
+class RunHooks:
+    """``relaysim run``'s progress: the runner's ``on_step`` and ``on_sample`` callbacks turned into
+    the step (n of N), its phase -- browsing, waiting, settling, an idle window with its countdown --
+    and the live figures. ``idle_window``/``idle_windows`` are the CLI's overrides (None: the step's)."""
+
+    def __init__(
+        self, progress: Progress, idle_window: float | None = None, idle_windows: int | None = None
+    ) -> None:
+        self.progress = progress
+        self.idle_window = idle_window
+        self.idle_windows = idle_windows
+        self._step: Step | None = None
+        self._idle_s: float | None = None
+        self._in_window = False
+        self._last: Any = None
+        self._rate: float | None = None
+        self._samples = 0
+
+    def on_step(self, n: int, total: int, step: Any) -> None:
+        kind = str(getattr(step, "KIND", "step"))
+        self._step = (n, total)
+        self._idle_s = None
+        self._in_window = False
+        if getattr(step, "BROWSING", False):
+            self.progress.phase("browsing", kind, step=self._step)
+        elif kind == "wait":
+            self.progress.phase("waiting", countdown_s=float(step.seconds), step=self._step)
+        elif kind == "measure_idle":
+            window = self.idle_window if self.idle_window is not None else float(step.window)
+            windows = self.idle_windows if self.idle_windows is not None else int(step.windows)
+            self._idle_s = window * windows
+            self.progress.phase("idle: settling", "(waiting for the relay to go quiet)", step=self._step)
+        elif kind == "close_all":
+            self.progress.phase("closing every subscription", step=self._step)
+        elif kind == "assert":
+            self.progress.phase("judging", step=self._step)
+        else:
+            self.progress.phase(kind, step=self._step)
+
+    def on_sample(self, sample: Any, phase: str) -> None:
+        if phase == "idle" and self._idle_s is not None and not self._in_window:
+            self._in_window = True
+            self.progress.phase("idle window", countdown_s=self._idle_s, step=self._step)
+        prev, self._last = self._last, sample
+        self._samples += 1
+        if prev is not None and sample.t > prev.t:
+            a, b = prev.figures.get("totalAlloc"), sample.figures.get("totalAlloc")
+            if isinstance(a, int | float) and isinstance(b, int | float) and b >= a:
+                self._rate = (b - a) / (sample.t - prev.t)
+        f = sample.figures
+        self.progress.figures(
+            LiveFigures(
+                heap_inuse=f.get("heapInuse"), rate_bps=self._rate, dom_handles=f.get("dom_handles"),
+                relay_subscriptions=f.get("relay_subscriptions"), samples=self._samples,
+            )
+        )
