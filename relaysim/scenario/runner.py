@@ -85,6 +85,7 @@ class ScenarioRunner:
         on_sample: Callable[[Sample, str], None] | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
         traffic: Any = None,
+        on_step: Callable[[int, int, Any], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.session = session
@@ -96,6 +97,7 @@ class ScenarioRunner:
         self.idle_settle = idle_settle
         self.traffic_control = traffic
         self.on_record = on_record
+        self.on_step = on_step  # (n, of N, step) before each step: progress displays
         figures = (lambda: relay_figures(relay)) if relay is not None else None
         self.sampler = Sampler(
             session, interval=scenario.sample_interval, relay_figures=figures, on_sample=on_sample
@@ -140,10 +142,16 @@ class ScenarioRunner:
 
     def run(self) -> RunResult:
         self.start()
-        for item in expand(self.scenario.steps):
+        items = list(expand(self.scenario.steps))
+        total = sum(1 for item in items if not isinstance(item, CycleMark))
+        n = 0
+        for item in items:
             if isinstance(item, CycleMark):
                 self.result.cycle_readings.append(read_cycle(self.sampler, item.phase))
             else:
+                n += 1
+                if self.on_step is not None:
+                    self.on_step(n, total, item)
                 self.run_step(item)
         if not any(isinstance(s, Assert) for s in walk(self.scenario.steps)):
             self.judge(an.assertion_names(), "end")
@@ -300,6 +308,21 @@ class RunOptions:
     idle_settle: float | None = None
     timeline: Path | None = None
     report: Path | None = None
+    progress: Any = None  # relaysim.soak.progress.RunHooks: on_step / on_sample for a display
+
+
+def _on_sample(sink: TimelineWriter | None, hooks: Any) -> Callable[[Sample, str], None] | None:
+    """Each sample to the timeline file and to the progress display, whichever are there."""
+    if sink is None and hooks is None:
+        return None
+
+    def on_sample(sample: Sample, phase: str) -> None:
+        if sink is not None:
+            sink.append(sample)
+        if hooks is not None:
+            hooks.on_sample(sample, phase)
+
+    return on_sample
 
 
 def run(scenario: Scenario, options: RunOptions) -> RunResult:
@@ -321,9 +344,10 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
             idle_window=options.idle_window,
             idle_windows=options.idle_windows,
             idle_settle=options.idle_settle,
-            on_sample=(lambda sample, phase: sink.append(sample)) if sink else None,
+            on_sample=_on_sample(sink, options.progress),
             on_record=sink.append if sink else None,
             traffic=getattr(relay, "traffic", None),
+            on_step=options.progress.on_step if options.progress is not None else None,
         )
         result = runner.run()
         result.timeline = options.timeline
