@@ -250,3 +250,27 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert "already holds a soak (use --resume" in capsys.readouterr().err
     assert main(["soak", "--resume", str(tmp_path / "b"), "--minutes", "3"]) == 2
     assert capsys.readouterr().err.endswith("drop --minutes\n")
+
+
+def test_run_progress_shows_step_phase_countdown_and_figures():
+    import io
+
+    from relaysim.analysis import Sample
+    from relaysim.scenario import Feed, MeasureIdle, Wait
+    from relaysim.soak.progress import PlainProgress, RunHooks
+
+    out = io.StringIO()
+    hooks = RunHooks(PlainProgress("relaysim run idle", stream=out, every_s=0.0), idle_window=3.0)
+    hooks.on_step(1, 3, Feed())
+    hooks.on_sample(Sample(t=100.0, figures={"heapInuse": 2 * 2**20, "totalAlloc": 1000, "dom_handles": 50,
+                                             "relay_subscriptions": 1}), "feed")
+    hooks.on_step(2, 3, Wait(seconds=20.0))
+    hooks.on_step(3, 3, MeasureIdle(window=30.0, windows=2))
+    hooks.on_sample(Sample(t=110.0, figures={"totalAlloc": 1000 + 5120, "relay_subscriptions": 0}), "idle")
+    lines = out.getvalue().splitlines()
+    assert "phase step 1 of 3: browsing feed" in lines[0]
+    assert "heapInuse 2.00 MiB" in lines[1] and "DOM handles 50" in lines[1] and "relay subs 1" in lines[1]
+    assert "phase step 2 of 3: waiting (20 s left)" in lines[2]
+    assert "phase step 3 of 3: idle: settling" in lines[3]
+    assert "phase step 3 of 3: idle window (6 s left)" in lines[4]  # --idle-window 3 x 2 windows
+    assert "alloc rate 512 B/s" in lines[-1]

@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--idle-settle", type=float, default=None, metavar="S",
                    help="seconds since the last EOSE before an idle window (overrides the scenario's)")
     p.add_argument("--headed", action="store_true", help="show the browser window")
+    p.add_argument("--progress", default="auto", choices=("auto", "live", "plain", "off"),
+                   help="on stderr: a live panel on a terminal, a line every 30 s otherwise (auto)")
     p.add_argument("--allow-unavailable", action="store_true",
                    help="exit 0, not 3, when no asserted figure could be read")
     p.set_defaults(func=run_command)
@@ -72,6 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     from relaysim.scenario import load_scenario
     from relaysim.scenario.runner import RunOptions, run
+    from relaysim.soak.progress import RunHooks, open_progress
 
     _positive(args.idle_window, "--idle-window")
     if args.idle_settle is not None and not args.idle_settle >= 0:
@@ -91,6 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
         timeline=args.timeline,
         report=args.report,
     )
+    progress = open_progress(args.progress, f"relaysim run {scenario.name}", every_s=30.0)
+    options.progress = RunHooks(progress, args.idle_window, args.idle_windows)
     try:
         result = run(scenario, options)
     except WebDriverException as exc:
@@ -98,6 +103,8 @@ def run_command(args: argparse.Namespace) -> int:
         lines = (exc.msg or "").strip().splitlines()
         first = lines[0] if lines else type(exc).__name__
         raise EnvironmentProblem(f"browser failed during the run: {first}") from exc
+    finally:
+        progress.close()
     print_result(result)
     if args.report:
         print(f"report: {args.report}")
