@@ -341,9 +341,10 @@ class _Soak:
         self.progress.phase("browsing", step.KIND)
         t0 = time.monotonic()
         runner.run_step(step)
+        state = runner.sampler.last.state if runner.sampler.last else None
         self.events.emit(
-            "page", step=step.KIND, args=_step_args(step), page=runner.current_page(),
-            seconds=round(time.monotonic() - t0, 3),
+            "page", page=runner.current_page(), arg=(state or {}).get("arg"), step=step.KIND,
+            args=_step_args(step), seconds=round(time.monotonic() - t0, 3),
         )
         self._after_restart()
         runner.run_for(pause_s, "browse")
@@ -480,8 +481,8 @@ def run_loop(options: SoakOptions, progress: Progress | None = None) -> tuple[st
                 events.emit("start", meta=meta.to_dict(), relaysim=relaysim.__version__)
             else:
                 events.emit(
-                    "resume", samples_before=prior.samples, active_s_before=round(prior.active_s, 3),
-                    resumes=prior.resumes + 1,
+                    "resume", from_t=prior.last_t, samples_before=prior.samples,
+                    active_s_before=round(prior.active_s, 3), resumes=prior.resumes + 1,
                 )
             soak = _Soak(options, meta, prior, timeline, events, display)
             if soak.remaining <= 0:

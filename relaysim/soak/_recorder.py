@@ -157,7 +157,7 @@ class Recorder:
         self.events.emit(
             "restart",
             t=sample.t,
-            counter=counter,
+            restarts=counter,
             heap_before=prev.get(an.HEAP_INUSE) if prev else None,
             heap_after=sample.get(an.HEAP_INUSE),
             state_before=self._last_state.as_dict() if self._last_state else None,
