@@ -490,7 +490,12 @@ def run_loop(options: SoakOptions, progress: Progress | None = None) -> tuple[st
                 events.emit("stop", reason="already complete", samples_written=0, active_s=done)
                 return "already complete", 0, out
             with stop_on_sigterm():
-                reason = soak.run()
+                try:
+                    reason = soak.run()
+                except KeyboardInterrupt:  # before the loop's own handling (starting the relay)
+                    reason = "SIGINT"
+                except SoakStopped as exc:
+                    reason = exc.reason
             return reason, soak.recorder.written, out
         finally:
             events.close()
