@@ -228,6 +228,8 @@ class _Soak:
             runner.start()
         except BaseException:
             session.close()
+            self.procs.kill()  # whatever a half-started or lost browser left running
+            self.procs = ProcessTree()
             self.runner = None
             raise
         self.session = session
