@@ -115,34 +115,36 @@ class Open(Step):
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class _SwitchPage(Step):
+    """A nav-bar page switch (not registered itself): the adapter action is the page's name."""
+
+    PAGE: ClassVar[str] = ""
+    BROWSING: ClassVar[bool] = True
+
+    def run(self, ctx: StepContext) -> str | None:
+        ctx.act(self.PAGE)
+        ctx.arrived(self.PAGE)
+        ctx.sample(self.KIND)
+        return None
+
+
 @step_type
 @dataclass(frozen=True, kw_only=True)
-class Feed(Step):
+class Feed(_SwitchPage):
     """Switch to the feed page (same as ``open page="feed"``)."""
 
     KIND: ClassVar[str] = "feed"
-    BROWSING: ClassVar[bool] = True
-
-    def run(self, ctx: StepContext) -> str | None:
-        ctx.act("feed")
-        ctx.arrived("feed")
-        ctx.sample(self.KIND)
-        return None
+    PAGE: ClassVar[str] = "feed"
 
 
 @step_type
 @dataclass(frozen=True, kw_only=True)
-class Notifications(Step):
+class Notifications(_SwitchPage):
     """Switch to the notifications page (same as ``open page="notifications"``)."""
 
     KIND: ClassVar[str] = "notifications"
-    BROWSING: ClassVar[bool] = True
-
-    def run(self, ctx: StepContext) -> str | None:
-        ctx.act("notifications")
-        ctx.arrived("notifications")
-        ctx.sample(self.KIND)
-        return None
+    PAGE: ClassVar[str] = "notifications"
 
 
 @step_type
