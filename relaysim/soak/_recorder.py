@@ -18,6 +18,7 @@ with each sample it takes (after a step, while time passes, in an idle window). 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ __all__ = ["PageState", "Recorder", "relay_figures"]
 
 RELAY_LIVE_EVENTS_SENT = "relay_live_events_sent"
 RELAY_STORE_EVENTS = "relay_store_events"
+RATE_SPAN_S = 60.0
+"""The display's current allocation rate is taken over about this much of the latest samples."""
 
 
 def relay_figures(stats: Callable[[], Mapping[str, Any]]) -> Callable[[], dict[str, float | int | None]]:
@@ -113,6 +116,7 @@ class Recorder:
         self._last_state: PageState | None = None
         self._last_restarts: int | None = None
         self._rate: float | None = None
+        self._recent: deque[tuple[float, float]] = deque(maxlen=1000)
 
     def new_session(self, state_of: Callable[[], Mapping[str, Any] | None]) -> None:
         """A new browser session: its counters start again, nothing is compared across it."""
@@ -123,6 +127,7 @@ class Recorder:
         self._last_restarts = None
         self.pending = None
         self._rate = None
+        self._recent.clear()
 
     def on_sample(self, sample: Sample, phase: str) -> None:
         state = self.state_of()
@@ -141,15 +146,25 @@ class Recorder:
             self._restarted(out, restarts, page)
         if isinstance(restarts, int):
             self._last_restarts = restarts
-        prev = self.last
-        if prev is not None and out.t > prev.t:
-            a, b = prev.get(an.TOTAL_ALLOC), out.get(an.TOTAL_ALLOC)
-            if a is not None and b is not None and b >= a:
-                self._rate = (b - a) / (out.t - prev.t)
+        self._rate = self._recent_rate(out)
         self.last = out
         if page is not None and page.ready:
             self._last_state = page
         self.report()
+
+    def _recent_rate(self, s: Sample) -> float | None:
+        """totalAlloc per second over the last minute of this session (the display's "current rate")."""
+        v = s.get(an.TOTAL_ALLOC)
+        if v is None:
+            return self._rate
+        recent = self._recent
+        if recent and v < recent[-1][1]:
+            recent.clear()  # the counter was reset (a restart)
+        recent.append((s.t, float(v)))
+        while len(recent) > 2 and s.t - recent[1][0] >= RATE_SPAN_S:
+            recent.popleft()
+        t0, v0 = recent[0]
+        return (v - v0) / (s.t - t0) if s.t > t0 else self._rate
 
     def _restarted(self, sample: Sample, counter: int, page: PageState | None) -> None:
         prev = self.last
