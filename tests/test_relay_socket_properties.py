@@ -195,7 +195,8 @@ def _wait_ready(proc: subprocess.Popen[str], stderr_path: Path) -> dict[str, str
 
 
 class Client:
-    """One websocket connection; reads only when asked, so what arrives when is under test control."""
+    """One websocket connection (websockets sync client). The test takes messages only where it
+    expects an answer, so anything it did not expect is caught at the next read."""
 
     def __init__(self, no: int, url: str) -> None:
         self.no = no
