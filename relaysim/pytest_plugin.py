@@ -10,11 +10,39 @@ Fixtures
 ``mem_stats``        ``mem_stats() -> dict | None``: ``__moxie_mem_stats()`` of the loaded app.
 ``alloc_counters``   ``alloc_counters() -> list | None``: ``__moxie_read_alloc_counters()``.
 ``dom_handle_count`` ``dom_handle_count() -> int | None``: ``__moxie_dom_handles()`` (``_elements.size``).
+``explorer``         an :class:`~relaysim.explore.Explorer` on ``browser`` and ``relay`` (the same app):
+                     ``explorer.run_machine(MyMachine)`` runs a :class:`~relaysim.explore.BrowsingMachine`
+                     (or your subclass) as a Hypothesis stateful test; ``explorer.run_session(steps)``
+                     runs one generated session from a clean start.
 
 Options: ``--relaysim-browser chromium|firefox|remote``,
 ``--relaysim-app builtin|'builtin?leaks=..'|URL|DIR``, ``--relaysim-webdriver-url URL``,
 ``--relaysim-adapter FILE``. A test can pick its own app with
 ``@pytest.mark.relaysim_app("builtin?leaks=idle")``.
+
+Generated sessions (docs/explore.md): draw them with :func:`relaysim.strategies.sessions` and run each
+with ``app.run_session(steps)`` -- a clean start (relay reset, storage cleared, page reloaded), every
+step whose precondition holds, and after each step every assertion that needs no idle point; a failure
+raises :class:`~relaysim.explore.AssertionFailed` naming the assertion. Hypothesis reruns the test body
+on one ``app``, so tell it that is fine::
+
+    from hypothesis import HealthCheck, given, settings
+    from relaysim.strategies import sessions
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(steps=sessions(max_steps=8))
+    def test_browsing_keeps_nothing(app, steps):
+        app.run_session(steps)
+
+Or subclass the machine for your own app (extra rules, invariants, a different ``view``) and run it::
+
+    from relaysim.explore import BrowsingMachine
+
+    class MyMachine(BrowsingMachine):
+        ...
+
+    def test_my_app(explorer):
+        explorer.run_machine(MyMachine)
 
 Assertion helpers: :func:`assert_passes` judges any registered assertion by name on an
 :class:`~relaysim.analysis.Evidence` (threshold keys as keyword overrides); :func:`assert_idle_rate`,
@@ -204,6 +232,17 @@ class App:
     def samples(self) -> list[Sample]:
         return self.sampler.samples
 
+    def explorer(self) -> Any:
+        """An :class:`~relaysim.explore.Explorer` on this app's browser, relay and adapter."""
+        from relaysim.explore import Explorer
+
+        return Explorer(self.session, self.relay, self.url, self.adapter)
+
+    def run_session(self, steps: Sequence[Any], *, idle: bool = False) -> list[Any]:
+        """Run a generated session from a clean start, judging after every step (module docstring);
+        returns the steps that ran. ``idle``: screen for the idle assertions at the end too."""
+        return list(self.explorer().run_session(steps, idle=idle))
+
 
 # -- fixtures ------------------------------------------------------------------------------------------
 
@@ -254,6 +293,12 @@ def app(request: pytest.FixtureRequest, browser: Any, relay: Any, relaysim_app_s
     target = resolve_app(marker.args[0] if marker else relaysim_app_spec)
     adapter = adapter_for(target, _opt(request.config, "--relaysim-adapter"))
     return App(browser, relay, target.page_url(relay.http_url), adapter).load()
+
+
+@pytest.fixture
+def explorer(app: App) -> Any:
+    """An :class:`~relaysim.explore.Explorer` on the ``app`` fixture's browser, relay and adapter."""
+    return app.explorer()
 
 
 def _reader(app: App, key: str) -> Callable[[], Any]:

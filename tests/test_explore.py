@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from relaysim.analysis import AllocSite, CacheGroupSize, Evidence, Verdict, evaluate
 from relaysim.analysis._browsing import PageVisit, SubscriptionView, return_growths
+from relaysim.cli import main
+from relaysim.cli.explore import parse_duration
 from relaysim.errors import UsageError
+from relaysim.explore import BrowsingMachine, browsing_actions, cheap_assertions, judging_tail, scenario_text
 from relaysim.relay.core import RelayCore, Session, Subscription
+from relaysim.scenario import STEP_CLASSES, Back, CloseAll, Feed, MeasureIdle, OpenThread, Repeat, Step, Wait
+from relaysim.scenario import _step as step_module
 from relaysim.scenario._visits import page_state, re_spent_sites, relay_subscriptions
 from relaysim.scenario.adapters import load_adapter, parse_adapter
+from relaysim.scenario.parse import parse_scenario
+from relaysim.strategies import sessions
 
 RE_SPENT = ("ws frames", "note elements", "thread events")
 
@@ -134,5 +139,99 @@ def test_observer_helpers() -> None:
         re_spent_sites(parse_adapter({"name": "x", "re_spent_sites": "ws frames"}, "x.toml"))
 
 
-def _unused(_: Path) -> str:  # keeps json/Path imported for the browser tests below
-    return json.dumps(str(_))
+# -- the written scenario ----------------------------------------------------------------------------
+
+HEADER = {"name": "explore-x", "description": "d", "app": "builtin?leaks=subs", "dataset": "seed1", "seed": 1}
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sessions(max_steps=8, harness=("wait",)))
+def test_every_generated_session_is_written_as_a_file_that_parses_back(steps: list[Step]) -> None:
+    tail = judging_tail("revisit_growth", settle=2, window=5)
+    text = scenario_text(HEADER, ["a comment", ""], (*steps, *tail))
+    back = parse_scenario(text, "written.toml")
+    assert back.steps[: len(steps)] == tuple(steps)
+    assert (back.name, back.app, back.dataset, back.seed) == ("explore-x", "builtin?leaks=subs", "seed1", 1)
+
+
+def test_the_judging_tail_names_exactly_the_failing_assertion() -> None:
+    assert [s.KIND for s in judging_tail("subscriptions_agree", settle=2, window=5)] == ["assert"]
+    tail = judging_tail("idle_rate", settle=2, window=5)
+    assert tail[:2] == (CloseAll(), MeasureIdle(settle=2, window=5))
+    assert tail[2].names == ("idle_rate",)  # type: ignore[attr-defined]
+    # the tail parses in a file (measure_idle provides what idle_rate requires)
+    parse_scenario(scenario_text(HEADER, [], (Feed(), *tail)), "t.toml")
+
+
+def test_browsing_actions_count_leaf_steps_a_repeat_body_once_and_no_harness_step() -> None:
+    steps = (
+        OpenThread(k=13),
+        Wait(seconds=1.0),
+        Repeat(times=30, steps=(OpenThread(k=0, k_step=1), Back())),
+        CloseAll(),
+    )
+    assert browsing_actions(steps) == 3
+
+
+# -- the machine is built from the registries -----------------------------------------------------------
+
+
+def test_the_machine_has_a_rule_per_browsing_step_and_an_invariant_per_cheap_assertion() -> None:
+    rules = {r.function.__name__ for r in BrowsingMachine.setup_state().rules}
+    assert rules == {k for k, c in STEP_CLASSES.items() if c.BROWSING} | {"repeat"}
+    invariants = {i.function.__name__ for i in BrowsingMachine.setup_state().invariants}
+    assert invariants == {f"holds_{n}" for n in cheap_assertions()}
+    assert "holds_revisit_growth" in invariants and "holds_idle_rate" not in invariants
+
+
+def test_a_subclass_made_after_a_new_step_type_gets_its_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    from typing import ClassVar
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Reload(Step):
+        """Reload the page."""
+
+        KIND: ClassVar[str] = "reload_machine_test"
+        BROWSING: ClassVar[bool] = True
+
+    monkeypatch.setitem(step_module._STEPS, Reload.KIND, Reload)
+
+    class Mine(BrowsingMachine):
+        pass
+
+    assert "reload_machine_test" in {r.function.__name__ for r in Mine.setup_state().rules}
+    assert "reload_machine_test" not in {r.function.__name__ for r in BrowsingMachine.setup_state().rules}
+    with pytest.raises(TypeError, match="needs an Explorer"):
+        Mine()
+
+
+# -- the command line (no browser: every mistake is caught before one starts) --------------------------
+
+
+def test_durations() -> None:
+    assert (parse_duration("90"), parse_duration("90s"), parse_duration("5m"), parse_duration("1.5h")) == (
+        90, 90, 300, 5400
+    )
+    for bad in ("0", "-1m", "5 minutes", "m"):
+        with pytest.raises(UsageError, match="--budget must be a positive duration"):
+            parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--budget", "soon"], "--budget must be a positive duration such as 90s, 10m or 1h, got 'soon'"),
+        (["--steps", "0"], "--steps must be from 1 to 1000, got 0"),
+        (["--max-examples", "0"], "--max-examples must be >= 1, got 0"),
+        (["--app", "nowhere"],
+         "--app 'nowhere' is neither builtin, builtin?QUERY, an http(s) URL nor a directory"),
+        (["--adapter", "missing.toml"], "adapter file not found: missing.toml"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explore", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"relaysim: error: {message}\n"

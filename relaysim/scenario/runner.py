@@ -203,8 +203,9 @@ class ScenarioRunner:
 
     # -- StepContext: what steps call ----------------------------------------------------------------
 
-    def judge(self, names: tuple[str, ...], where: str) -> str:
-        evidence = gather_evidence(
+    def evidence(self) -> an.Evidence:
+        """Everything gathered so far, as the assertions read it (explore judges this after each step)."""
+        return gather_evidence(
             self.sampler,
             self.result,
             start_t=self._start_t,
@@ -213,7 +214,9 @@ class ScenarioRunner:
             re_spent_sites=self.re_spent_sites,
             relay_totals=self.relay.stats().get("totals") if self.relay is not None else None,
         )
-        results = an.evaluate(evidence, self.scenario.thresholds, names)
+
+    def judge(self, names: tuple[str, ...], where: str) -> str:
+        results = an.evaluate(self.evidence(), self.scenario.thresholds, names)
         for r in results:
             self.result.results[r.name] = r
         self.result.checkpoints.append(Checkpoint(where, tuple(results)))

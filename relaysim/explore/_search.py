@@ -1,0 +1,248 @@
+"""The search loop: Hypothesis with a seed and a time budget, and what it found.
+
+:class:`Search` runs :class:`~relaysim.explore.BrowsingMachine` under
+:func:`hypothesis.stateful.run_state_machine_as_test` with ``@seed(S)``, no deadline, no example
+database (a second run must not start from the first one's failure) and one bug reported. It is also
+the explorer's listener: it counts examples, notes when the first failure was seen and every failing
+example after it (each one smaller, while Hypothesis shrinks), and enforces the budget -- an example
+that would start after the budget raises :class:`BudgetSpent`, a ``BaseException`` Hypothesis does
+not treat as a failure, so the search ends at once with what it has. The search phase may use
+``budget`` seconds; shrinking may use ``shrink_budget`` more.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.errors import HypothesisException
+from hypothesis.stateful import run_state_machine_as_test
+
+from relaysim.explore._explorer import Explorer
+from relaysim.explore._file import browsing_actions
+from relaysim.explore._progress import Progress
+from relaysim.explore.machine import AssertionFailed, BrowsingMachine
+from relaysim.scenario._step import Step
+
+__all__ = ["BudgetSpent", "Finding", "Search", "SearchReport"]
+
+
+class BudgetSpent(BaseException):
+    """The time budget is used up: end the search (not a failure Hypothesis would shrink)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failing session: the assertion, its detail, the steps that ran."""
+
+    assertion: str
+    detail: str
+    steps: tuple[Step, ...]
+
+    @property
+    def actions(self) -> int:
+        return browsing_actions(self.steps)
+
+    def describe(self) -> str:
+        return f"{self.assertion} after {self.actions} browsing action(s)"
+
+
+@dataclass
+class SearchReport:
+    """What a search did (``search.json``); times in seconds from the search's start."""
+
+    seed: int
+    budget_s: float
+    shrink_budget_s: float
+    max_examples: int
+    steps_per_example: int
+    examples: int = 0
+    failing_examples: int = 0
+    rejected_examples: int = 0
+    step_errors: int = 0
+    idle_checks: int = 0
+    idle_false_alarms: int = 0
+    first_failure_s: float | None = None
+    first: Finding | None = None
+    minimal: Finding | None = None
+    seconds: float = 0.0
+    stopped: str = ""
+    note: str = ""
+    example_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def shrink_s(self) -> float | None:
+        return None if self.first_failure_s is None else self.seconds - self.first_failure_s
+
+    @property
+    def examples_per_minute(self) -> float:
+        return 60.0 * self.examples / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        def finding(f: Finding | None) -> dict[str, Any] | None:
+            return None if f is None else {
+                "assertion": f.assertion, "detail": f.detail, "actions": f.actions, "steps": len(f.steps)
+            }
+
+        return {
+            "seed": self.seed,
+            "budget_s": self.budget_s,
+            "shrink_budget_s": self.shrink_budget_s,
+            "max_examples": self.max_examples,
+            "steps_per_example": self.steps_per_example,
+            "examples": self.examples,
+            "examples_per_minute": round(self.examples_per_minute, 1),
+            "failing_examples": self.failing_examples,
+            "rejected_examples": self.rejected_examples,
+            "step_errors": self.step_errors,
+            "idle_checks": self.idle_checks,
+            "idle_false_alarms": self.idle_false_alarms,
+            "found": self.minimal is not None,
+            "assertion": self.minimal.assertion if self.minimal else None,
+            "time_to_find_s": _round(self.first_failure_s),
+            "time_to_shrink_s": _round(self.shrink_s),
+            "seconds": _round(self.seconds),
+            "first": finding(self.first),
+            "minimal": finding(self.minimal),
+            "stopped": self.stopped,
+            "note": self.note,
+            "hypothesis": hypothesis.__version__,
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+class Search:
+    """Searches with ``machine`` on ``explorer`` (module docstring); :meth:`run` returns the report."""
+
+    def __init__(
+        self,
+        explorer: Explorer,
+        *,
+        seed: int = 0,
+        budget: float = 600.0,
+        shrink_budget: float | None = None,
+        max_examples: int = 100_000,
+        steps: int = 20,
+        machine: type[BrowsingMachine] = BrowsingMachine,
+        progress: Progress | None = None,
+    ) -> None:
+        self.explorer = explorer
+        self.seed = seed
+        self.budget = budget
+        self.shrink_budget = budget if shrink_budget is None else shrink_budget
+        self.max_examples = max_examples
+        self.steps = steps
+        self.machine = machine
+        self.progress = progress
+        self.report = SearchReport(seed, budget, self.shrink_budget, max_examples, steps)
+        self._t0 = 0.0
+        self._example_t0 = 0.0
+        explorer.listener = self
+
+    # -- listener ------------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+    def example_started(self, machine: BrowsingMachine) -> None:
+        r = self.report
+        found = r.first_failure_s
+        limit = self.budget if found is None else max(self.budget, found) + self.shrink_budget
+        if self.elapsed() >= limit:
+            raise BudgetSpent()
+        r.examples += 1
+        self._example_t0 = time.monotonic()
+        self._status()
+
+    def example_finished(self, machine: BrowsingMachine) -> None:
+        r = self.report
+        r.example_seconds.append(round(time.monotonic() - self._example_t0, 3))
+        if machine.rejected:
+            r.rejected_examples += 1
+        elif machine.failed is not None:
+            r.failing_examples += 1
+            f = Finding(machine.failed.name, machine.failed.detail, tuple(machine.steps))
+            if r.first is None:
+                r.first_failure_s = self.elapsed()
+                r.first = f
+                took = f"{r.examples} examples, {self.elapsed():.0f} s"
+                self._event(f"found {f.describe()} after {took}; shrinking")
+            elif r.minimal is None or (f.actions, len(f.steps)) < (r.minimal.actions, len(r.minimal.steps)):
+                self._event(f"smaller: {f.describe()}")
+            if f.assertion == r.first.assertion and (
+                r.minimal is None or (f.actions, len(f.steps)) <= (r.minimal.actions, len(r.minimal.steps))
+            ):
+                r.minimal = f
+        r.idle_checks = self.explorer.idle_checks
+        r.idle_false_alarms = self.explorer.idle_false_alarms
+        self._status()
+
+    def step_error(self, machine: BrowsingMachine, step: Step) -> None:
+        self.report.step_errors += 1
+
+    def _status(self) -> None:
+        if self.progress is None:
+            return
+        r = self.report
+        self.progress.update({
+            "phase": "searching" if r.first is None else "shrinking",
+            "examples": r.examples,
+            "failing": r.failing_examples,
+            "best": r.minimal.describe() if r.minimal else None,
+            "elapsed": self.elapsed(),
+            "budget": self.budget if r.first_failure_s is None else r.first_failure_s + self.shrink_budget,
+        })
+
+    def _event(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.event(text)
+
+    # -- the run -------------------------------------------------------------------------------------
+
+    def settings(self) -> settings:
+        return settings(
+            max_examples=self.max_examples,
+            stateful_step_count=self.steps,
+            deadline=None,
+            database=None,
+            phases=(Phase.generate, Phase.target, Phase.shrink),
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=False,
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
+
+    def run(self) -> SearchReport:
+        """Search, shrink, and say what was found (``report.minimal``) and why the search stopped."""
+        r = self.report
+        self._t0 = time.monotonic()
+        explorer, machine = self.explorer, self.machine
+
+        def factory() -> BrowsingMachine:
+            return machine(explorer)
+
+        try:
+            run_state_machine_as_test(seed(self.seed)(factory), settings=self.settings())  # type: ignore[no-untyped-call]
+            r.stopped = "max_examples"
+        except BudgetSpent:
+            r.stopped = "budget"
+        except AssertionFailed as exc:  # Hypothesis re-ran the minimal example; it failed again
+            r.stopped = "shrunk"
+            final = Finding(exc.result.name, exc.result.detail, exc.steps)
+            if r.first is not None and final.assertion == r.first.assertion:
+                r.minimal = final
+        except HypothesisException as exc:  # e.g. Flaky: the minimal example passed when re-run
+            r.stopped = "hypothesis"
+            r.note = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        r.seconds = self.elapsed()
+        if r.first is not None and r.minimal is None:
+            r.minimal = r.first
+        if self.progress is not None:
+            self.progress.close()
+        return r
