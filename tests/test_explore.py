@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -10,9 +13,27 @@ from relaysim.analysis._browsing import PageVisit, SubscriptionView, return_grow
 from relaysim.cli import main
 from relaysim.cli.explore import parse_duration
 from relaysim.errors import UsageError
-from relaysim.explore import BrowsingMachine, browsing_actions, cheap_assertions, judging_tail, scenario_text
+from relaysim.explore import (
+    AssertionFailed,
+    BrowsingMachine,
+    browsing_actions,
+    cheap_assertions,
+    judging_tail,
+    scenario_text,
+)
 from relaysim.relay.core import RelayCore, Session, Subscription
-from relaysim.scenario import STEP_CLASSES, Back, CloseAll, Feed, MeasureIdle, OpenThread, Repeat, Step, Wait
+from relaysim.scenario import (
+    STEP_CLASSES,
+    Back,
+    CloseAll,
+    Feed,
+    MeasureIdle,
+    Notifications,
+    OpenThread,
+    Repeat,
+    Step,
+    Wait,
+)
 from relaysim.scenario import _step as step_module
 from relaysim.scenario._visits import page_state, re_spent_sites, relay_subscriptions
 from relaysim.scenario.adapters import load_adapter, parse_adapter
@@ -235,3 +256,63 @@ def test_usage_errors_exit_2_with_one_line(
     assert main(["explore", *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"relaysim: error: {message}\n"
+
+
+# -- the real search (headless Chromium, a real relay) -----------------------------------------------
+
+SHORT_IDLE = ["--idle-window", "5", "--idle-settle", "2"]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("leak", "assertion"), [("subs", "subscriptions_agree"), ("idle", "idle_rate")])
+def test_explore_finds_a_leak_shrinks_it_and_the_file_replays_to_the_same_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leak: str, assertion: str
+) -> None:
+    app = f"builtin?leaks={leak}"
+    out = tmp_path / "found"
+    argv = ["explore", "--app", app, "--seed", "1", "--budget", "60s", "--shrink-budget", "20s",
+            "--steps", "8", "--out", str(out), *SHORT_IDLE]
+    assert main(argv) == 1
+    printed = capsys.readouterr().out
+    assert f"FOUND {assertion} FAIL" in printed and "FAIL again" in printed
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["found"] and doc["assertion"] == assertion and doc["seed"] == 1
+    assert doc["time_to_find_s"] < 60 and doc["examples"] >= 1
+    # the subs leak shows on the first page left; the idle leak needs no browsing at all
+    assert doc["minimal"]["actions"] <= 1
+    assert doc["replay"]["reproduced"] and doc["replay"]["exit_code"] == 1
+    # and as a user replays it: the real CLI, a fresh relay and browser
+    report = tmp_path / "r.json"
+    assert main(["run", str(out / "scenario.toml"), "--app", app, "--report", str(report)]) == 1
+    judged = {a["name"]: a["verdict"] for a in json.loads(report.read_text())["assertions"]}
+    assert judged == {assertion: "FAIL"}
+
+
+@pytest.mark.browser
+def test_explore_finds_nothing_in_the_fixed_client(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "none"
+    assert main(["explore", "--seed", "2", "--budget", "25s", "--steps", "10", "--out", str(out)]) == 0
+    doc = json.loads((out / "search.json").read_text())
+    assert not doc["found"] and doc["examples"] >= 3 and doc["stopped"] == "budget"
+    assert not (out / "scenario.toml").exists()
+    assert "nothing found" in capsys.readouterr().out
+
+
+@pytest.mark.browser
+@settings(max_examples=3, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=sessions(max_steps=5))
+def test_generated_sessions_in_pytest_keep_nothing_in_the_fixed_client(app, steps: list[Step]) -> None:
+    ran = app.run_session(steps)
+    assert all(isinstance(s, Step) for s in ran)
+
+
+@pytest.mark.browser
+@pytest.mark.relaysim_app("builtin?leaks=subs")
+def test_run_session_raises_the_failing_assertion(app) -> None:
+    with pytest.raises(AssertionFailed) as info:
+        app.run_session([Notifications()])
+    assert info.value.result.name == "subscriptions_agree"
+    assert info.value.steps == (Notifications(),)
