@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import platform
 
-from relaysim._version import __version__
 from relaysim import analysis as an
 from relaysim import report as rp
+from relaysim._version import __version__
 from relaysim.analysis import Sample
 from relaysim.browser.idle import IdleOutcome
 from relaysim.browser.probes import BrowserFigures
