@@ -191,7 +191,9 @@ class Assertion:
     ``requires_text`` says it to a person ("a measure_idle step"). ``reads`` lists the
     :class:`Evidence` fields ``measure`` looks at. ``explain`` rewrites a failing result's detail to
     name what grew or what was held; it returns None when it has nothing to add. ``scope`` is
-    ``"run"`` or ``"soak"`` (module docstring).
+    ``"run"`` or ``"soak"`` (module docstring). ``explore`` says whether ``relaysim explore`` judges
+    it on generated sessions: False for a budget that only makes sense for one scenario's length
+    (``heap_delta``: a heap that never frees grows with every page a session loads).
     """
 
     name: str
@@ -205,6 +207,7 @@ class Assertion:
     reads: tuple[str, ...] = ()
     explain: Explain | None = None
     scope: str = "run"
+    explore: bool = True
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

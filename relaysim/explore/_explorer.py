@@ -59,13 +59,13 @@ return indexedDB.databases().then((dbs) => Promise.all(dbs.map((d) => new Promis
 
 
 def idle_assertions() -> tuple[str, ...]:
-    """Run assertions that need an idle point (judged through the idle screen and protocol)."""
-    return tuple(n for n, a in an.ASSERTIONS.items() if a.requires == "idle")
+    """Run assertions explore judges at an idle point (the idle screen, then the protocol)."""
+    return tuple(n for n, a in an.ASSERTIONS.items() if a.explore and a.requires == "idle")
 
 
 def cheap_assertions() -> tuple[str, ...]:
-    """Run assertions judged after every step: every one that needs no idle point."""
-    return tuple(n for n, a in an.ASSERTIONS.items() if a.requires != "idle")
+    """Run assertions explore judges after every step: every one it judges that needs no idle point."""
+    return tuple(n for n, a in an.ASSERTIONS.items() if a.explore and a.requires != "idle")
 
 
 @dataclass(frozen=True)
