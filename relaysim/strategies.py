@@ -4,7 +4,8 @@ Nothing here lists step types. :func:`step_strategy` reads a step class's declar
 (:func:`relaysim.scenario.arguments`): each argument is drawn from its ``explore`` type when it has
 one (the narrower range worth exploring, e.g. ``k`` from 0 to 49), else from its own type; arguments
 declared ``generate=False`` keep their default; an optional argument is sometimes left out, as a
-person writing the file would. The drawn arguments go through the class's own ``validate`` (the same
+person writing the file would, unless its ``explore`` range holds one value (that pins it: a
+generated ``scroll`` never pauses). The drawn arguments go through the class's own ``validate`` (the same
 check a scenario file meets), so a generated step is always one the parser would accept: when
 ``validate`` points at an optional argument (``BadStep.key``) that argument falls back to its
 default; any other refusal discards the draw.
@@ -119,6 +120,11 @@ def _checked_bounds(spec: ArgSpec, where: str) -> None:
                 raise CannotGenerate(f"{where}: explore bound {bound!r} is outside the type: {exc}") from None
 
 
+def _pinned(explore: ArgType | None) -> bool:
+    """An explore range of one value: the argument is always given, with that value."""
+    return isinstance(explore, IntRange | FloatRange) and explore.hi is not None and explore.lo == explore.hi
+
+
 def step_strategy(cls: type[Step], *, nested: bool = False) -> st.SearchStrategy[Step]:
     """Steps of ``cls`` with arguments drawn from its declaration (module docstring).
 
@@ -135,7 +141,7 @@ def step_strategy(cls: type[Step], *, nested: bool = False) -> st.SearchStrategy
             continue
         _checked_bounds(spec, where)
         strategy = arg_strategy(spec.explore or spec.type, where)
-        (required if spec.required else optional)[spec.name] = strategy
+        (required if spec.required or _pinned(spec.explore) else optional)[spec.name] = strategy
     optional_names = frozenset(optional)
 
     def build(values: dict[str, Any]) -> Step | None:

@@ -155,7 +155,8 @@ class Scroll(Step):
     KIND: ClassVar[str] = "scroll"
     BROWSING: ClassVar[bool] = True
     n: int = arg(IntRange(1, 1000), 1, "times to scroll", explore=IntRange(1, 3))
-    pause: float = arg(FloatRange(0), 0.5, "seconds to wait after each scroll", generate=False)
+    # explore scrolls without pausing (each scroll already waits for its notes): a one-value range
+    pause: float = arg(FloatRange(0), 0.5, "seconds to wait after each scroll", explore=FloatRange(0, hi=0))
 
     def possible(self, view: PageView) -> bool:
         return view.more
