@@ -199,11 +199,17 @@ class Gap:
 def find_gaps(
     samples: Sequence[Sample], events: Sequence[Mapping[str, Any]] = (), factor: float = 3.0
 ) -> tuple[Gap, ...]:
-    """Intervals longer than ``factor`` x the median sampling interval, named by a fault event in them."""
+    """Intervals longer than ``factor`` x the usual sampling interval, named by a fault event in them.
+
+    The usual interval is the 90th percentile of the intervals, not their median: a soak samples on
+    a schedule *and* after every browsing step, so most intervals are the steps' spacing (a second
+    or two) and the schedule's own interval sits in the upper tail; the median would call every
+    idle window a gap.
+    """
     if len(samples) < 3:
         return ()
-    dts = [b.t - a.t for a, b in itertools.pairwise(samples)]
-    usual = statistics.median(dts)
+    dts = sorted(b.t - a.t for a, b in itertools.pairwise(samples))
+    usual = dts[min(len(dts) - 1, int(0.9 * len(dts)))]
     if usual <= 0:
         return ()
     faults = _events_of(events, "fault", "session_replaced")
