@@ -169,10 +169,13 @@ class Explorer:
         """Run one plain step (not a repeat) through the runner, as ``relaysim run`` would."""
         runner.run_step(step)
 
+    def judge(self, runner: ScenarioRunner) -> list[AssertionResult]:
+        """Every cheap assertion on the evidence so far."""
+        return an.evaluate(runner.evidence(), self.options.thresholds, self.cheap)
+
     def failures(self, runner: ScenarioRunner) -> list[AssertionResult]:
         """The cheap assertions that fail on the evidence so far (UNAVAILABLE ones are not failures)."""
-        results = an.evaluate(runner.evidence(), self.options.thresholds, self.cheap)
-        return [r for r in results if r.verdict == Verdict.FAIL]
+        return [r for r in self.judge(runner) if r.verdict == Verdict.FAIL]
 
     def idle_suspects(self, runner: ScenarioRunner) -> list[str]:
         """The end-of-example screen for the idle assertions (module docstring): which ones may fail."""
@@ -206,6 +209,7 @@ class Explorer:
         from relaysim.explore.machine import BrowsingMachine
 
         m = (machine or BrowsingMachine)(self)
+        m.report_targets = False
         for step in steps:
             m.take(step)
             m.check_all()

@@ -8,6 +8,11 @@ example after it (each one smaller, while Hypothesis shrinks), and enforces the 
 that would start after the budget raises :class:`BudgetSpent`, a ``BaseException`` Hypothesis does
 not treat as a failure, so the search ends at once with what it has. The search phase may use
 ``budget`` seconds; shrinking may use ``shrink_budget`` more.
+
+The search runs in rounds of ``round_examples`` examples (seed S, then S + 1000003 r): Hypothesis
+starts its targeting phase -- climbing towards the assertion that came closest to failing -- half way
+through a run's ``max_examples``, so a run sized to the budget gets there, and a round that ends
+before the budget is followed by another. ``--max-examples`` caps the total.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class SearchReport:
     seconds: float = 0.0
     stopped: str = ""
     note: str = ""
+    rounds: int = 0
     example_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -108,6 +114,7 @@ class SearchReport:
             "first": finding(self.first),
             "minimal": finding(self.minimal),
             "stopped": self.stopped,
+            "rounds": self.rounds,
             "note": self.note,
             "hypothesis": hypothesis.__version__,
         }
@@ -129,6 +136,7 @@ class Search:
         shrink_budget: float | None = None,
         max_examples: int = 100_000,
         steps: int = 20,
+        round_examples: int = 60,
         machine: type[BrowsingMachine] = BrowsingMachine,
         progress: Progress | None = None,
     ) -> None:
@@ -138,11 +146,13 @@ class Search:
         self.shrink_budget = budget if shrink_budget is None else shrink_budget
         self.max_examples = max_examples
         self.steps = steps
+        self.round_examples = round_examples
         self.machine = machine
         self.progress = progress
         self.report = SearchReport(seed, budget, self.shrink_budget, max_examples, steps)
         self._t0 = 0.0
         self._example_t0 = 0.0
+        self._spent = False
         explorer.listener = self
 
     # -- listener ------------------------------------------------------------------------------------
@@ -155,6 +165,7 @@ class Search:
         found = r.first_failure_s
         limit = self.budget if found is None else max(self.budget, found) + self.shrink_budget
         if self.elapsed() >= limit:
+            self._spent = True
             raise BudgetSpent()
         r.examples += 1
         self._example_t0 = time.monotonic()
@@ -205,9 +216,9 @@ class Search:
 
     # -- the run -------------------------------------------------------------------------------------
 
-    def settings(self) -> settings:
+    def settings(self, max_examples: int | None = None) -> settings:
         return settings(
-            max_examples=self.max_examples,
+            max_examples=max_examples or self.max_examples,
             stateful_step_count=self.steps,
             deadline=None,
             database=None,
@@ -228,8 +239,15 @@ class Search:
             return machine(explorer)
 
         try:
-            run_state_machine_as_test(seed(self.seed)(factory), settings=self.settings())  # type: ignore[no-untyped-call]
-            r.stopped = "max_examples"
+            for n in range(1_000_000):
+                left = self.max_examples - r.examples
+                if left <= 0:
+                    r.stopped = "max_examples"
+                    break
+                size = min(left, self.round_examples)
+                r.rounds = n + 1
+                run_seed = self.seed + 1_000_003 * n
+                run_state_machine_as_test(seed(run_seed)(factory), settings=self.settings(size))  # type: ignore[no-untyped-call]
         except BudgetSpent:
             r.stopped = "budget"
         except AssertionFailed as exc:  # Hypothesis re-ran the minimal example; it failed again
@@ -237,9 +255,12 @@ class Search:
             final = Finding(exc.result.name, exc.result.detail, exc.steps)
             if r.first is not None and final.assertion == r.first.assertion:
                 r.minimal = final
-        except HypothesisException as exc:  # e.g. Flaky: the minimal example passed when re-run
-            r.stopped = "hypothesis"
-            r.note = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        except HypothesisException as exc:
+            if self._spent:  # Hypothesis may answer our BudgetSpent with a Flaky error of its own
+                r.stopped = "budget"
+            else:  # e.g. Flaky: the minimal example passed when run again
+                r.stopped = "hypothesis"
+                r.note = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         r.seconds = self.elapsed()
         if r.first is not None and r.minimal is None:
             r.minimal = r.first

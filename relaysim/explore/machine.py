@@ -11,9 +11,16 @@ Each example starts clean (:meth:`relaysim.explore.Explorer.begin`). A rule runs
 the step's precondition holds on the page shown now (:meth:`relaysim.scenario.Step.possible`: no
 thread to open when no note is shown, no ``back`` without history); a step that is not possible is
 skipped and leaves no trace, so ``steps`` is exactly what ran and what a written scenario replays.
+The precondition is checked inside the rule, not with Hypothesis's ``@precondition``: that would make
+the choice of rule depend on a live page, and any difference between two runs of the same prefix
+(an app is a real program with timers and a network) ends the whole search with
+``FlakyStrategyDefinition`` -- which a first version of this machine did. Skipped draws cost
+nothing; shrinking removes them.
 A repeat runs pass by pass and stops before a body step that is not possible; it is recorded as the
 passes that ran (and the steps of a pass cut short, as plain steps). At the end of an example that
-passed, the idle screen runs (and the idle protocol on a suspect).
+passed, the idle screen runs (and the idle protocol on a suspect). Each example also reports, per
+assertion, how close it came to failing (measured / threshold) as a Hypothesis ``target``, so the
+targeting phase climbs towards a failure (a longer hop over profiles, a larger handle table).
 
 A failure raises :class:`AssertionFailed` -- a subclass per assertion, so Hypothesis shrinks each
 assertion's failure on its own.
@@ -25,12 +32,12 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from hypothesis import reject
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis import reject, target
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from relaysim.analysis import AssertionResult
+from relaysim.analysis import AssertionResult, Verdict
 from relaysim.explore._explorer import Explorer, cheap_assertions
-from relaysim.scenario._step import Step, arguments
+from relaysim.scenario._step import Step
 from relaysim.scenario.adapters import AdapterError
 from relaysim.scenario.steps import Repeat, expand
 from relaysim.strategies import browsing_classes, composite_classes, step_strategy
@@ -76,23 +83,12 @@ def failure_type(name: str) -> type[AssertionFailed]:
     return _TYPES[name]
 
 
-def _default_instance(cls: type[Step]) -> Step | None:
-    """The step with every argument at its default (None when one is required)."""
-    if any(a.required for a in arguments(cls)):
-        return None
-    return cls()
-
-
 def _rule_for(cls: type[Step]) -> Callable[..., None]:
-    probe = _default_instance(cls)
-
     def take(self: BrowsingMachine, step: Step) -> None:
         self.take(step)
 
     take.__name__ = take.__qualname__ = cls.KIND
-    # The rule is offered when its plainest step is possible (each drawn step is checked again).
-    gate = precondition(lambda self: probe is None or probe.possible(self.view))
-    return gate(rule(step=step_strategy(cls))(take))
+    return rule(step=step_strategy(cls))(take)
 
 
 def _invariant_for(name: str) -> Callable[..., None]:
@@ -132,6 +128,8 @@ class BrowsingMachine(RuleBasedStateMachine):
             self.view = self.explorer.view()
         self._judged_at = -1
         self._failures: dict[str, AssertionResult] = {}
+        self.closest: dict[str, float] = {}  # per assertion: the largest measured / threshold seen
+        self.report_targets = True  # off outside a state-machine run (one target() per label per test)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -190,7 +188,12 @@ class BrowsingMachine(RuleBasedStateMachine):
         if done != self._judged_at:
             self._judged_at = done
             with _guard():
-                self._failures = {r.name: r for r in self.explorer.failures(self.runner)}
+                results = self.explorer.judge(self.runner)
+            self._failures = {r.name: r for r in results if r.verdict == Verdict.FAIL}
+            for r in results:
+                if r.measured is not None:
+                    score = r.measured / r.threshold if r.threshold > 0 else float(r.measured)
+                    self.closest[r.name] = max(score, self.closest.get(r.name, score))
         if name in self._failures:
             self._fail(self._failures[name])
 
@@ -208,6 +211,9 @@ class BrowsingMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """The idle screen at the end of an example that passed; tell the listener how it went."""
         try:
+            if self.report_targets:
+                for name, score in self.closest.items():
+                    target(score, label=name)
             if self.failed is None and not self.rejected:
                 with _guard():
                     suspects = self.explorer.idle_suspects(self.runner)
