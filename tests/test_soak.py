@@ -274,3 +274,24 @@ def test_run_progress_shows_step_phase_countdown_and_figures():
     assert "phase step 3 of 3: idle: settling" in lines[3]
     assert "phase step 3 of 3: idle window (6 s left)" in lines[4]  # --idle-window 3 x 2 windows
     assert "alloc rate 512 B/s" in lines[-1]
+
+
+def test_verdict_so_far_names_a_heap_growing_past_the_soak_budget_after_warm_up():
+    from relaysim.analysis import Sample
+    from relaysim.soak._loop import _Verdict
+
+    v = _Verdict()
+    v.new_segment(0.0, 300.0)
+    for t in range(0, 600, 10):  # 10 KB/s: past 3,728 B/s (128 MiB in 10 h)
+        v.sample(Sample(t=float(t), figures={"heapInuse": 1e6 + 10_000 * t, "dom_handles": 50}), float(t))
+    assert v.text(0, 600 / 3600) == "FAIL so far: heapInuse growing 10,000 B/s"
+    v.new_segment(600.0, 30.0)  # a restart: trended afresh after settling; the worst segment stays
+    for t in range(600, 900, 10):
+        v.sample(Sample(t=float(t), figures={"heapInuse": 1e6}), float(t))
+    assert v.text(0, 0.25) == "FAIL so far: heapInuse growing 10,000 B/s"
+    flat = _Verdict()
+    flat.new_segment(0.0, 300.0)
+    flat.worst_idle = 12.0
+    for t in range(0, 600, 10):
+        flat.sample(Sample(t=float(t), figures={"heapInuse": 1e6 + 100 * t}), float(t))
+    assert flat.text(0, 600 / 3600) == "PASS so far"

@@ -154,8 +154,29 @@ class _Verdict:
         self.subs_open = 0
         self.dom_max: float | None = None
         self.heap_late_max: float | None = None
+        self.heap_growth: float | None = None  # B/s: the worst segment's, after its warm-up
+        self._current: float | None = None
+        self._finished: float | None = None
+        self._segment: tuple[float, float | None] = (0.0, None)  # (start t, warm-up s)
+        self._ref: tuple[float, float] | None = None
+
+    def new_segment(self, t: float, warmup_s: float) -> None:
+        """A fresh app (new session: the seed's warm-up) or a restarted one (settle): trend afresh."""
+        self._segment = (t, warmup_s)
+        self._ref = None
+        if self._current is not None:
+            self._finished = max(self._finished or self._current, self._current)
+        self._current = None
 
     def sample(self, s: an.Sample, since_start_s: float) -> None:
+        h = s.get(an.HEAP_INUSE)
+        start, warmup = self._segment
+        if h is not None and warmup is not None and s.t - start >= warmup:
+            if self._ref is None:
+                self._ref = (s.t, h)
+            elif s.t - self._ref[0] >= 120:  # as soak_heap_trend will judge it, roughly
+                self._current = (h - self._ref[1]) / (s.t - self._ref[0])
+                self.heap_growth = max(self._finished or self._current, self._current)
         d = s.get(an.DOM_HANDLES)
         if d is not None:
             self.dom_max = d if self.dom_max is None else max(self.dom_max, d)
@@ -174,6 +195,8 @@ class _Verdict:
             fails.append(f"{self.dom_max:,.0f} DOM handles")
         if self.heap_late_max is not None and self.heap_late_max >= th.heap_inuse_after_5min_bytes:
             fails.append(f"heapInuse {self.heap_late_max / 2**20:,.1f} MiB after 5 min")
+        if self.heap_growth is not None and self.heap_growth > th.heap_growth_bps:
+            fails.append(f"heapInuse growing {self.heap_growth:,.0f} B/s")
         if hours > 0 and restarts / max(hours, 1.0) > th.restarts_per_hour_max:
             fails.append(f"{restarts} restart(s)")
         if fails:
@@ -300,8 +323,11 @@ class _Soak:
     def _on_sample(self, sample: an.Sample, phase: str) -> None:
         if self.runner is not None:
             self.runner.last_sample_mono = time.monotonic()
+        fresh, restarts = self.recorder.last is None, self.recorder.restarts
         self.recorder.on_sample(sample, phase)
         last = self.recorder.last
+        if last is not None and (fresh or self.recorder.restarts > restarts):
+            self.verdict.new_segment(last.t, self.verdict.th.heap_inuse_after_s if fresh else 30.0)
         if last is not None:
             since = last.t - self.first_t if self.first_t is not None else 0.0
             self.verdict.sample(last, since + (self.prior.active_s if self.prior else 0.0))
