@@ -26,8 +26,10 @@ from relaysim.soak._files import active_seconds
 from relaysim.soak._procs import descendants
 
 # Short soaks: browsing bursts of ~15 s, idle windows of 8 s, a sample every 2 s, light traffic.
-SHORT = ["--browse", "15", "--idle-window", "8", "--interval", "2", "--traffic", "notes=1/s,reactions=2/s",
-         "--progress", "off"]
+# A short soak at a stress pace (a step every 1-4 s, not the default person's 10-40 s), so a minute
+# holds several browsing steps and idle periods.
+SHORT = ["--browse", "15", "--think", "1,4", "--idle-window", "8", "--interval", "2",
+         "--traffic", "notes=1/s,reactions=2/s", "--progress", "off"]
 
 
 def events(d: Path) -> list[dict]:
@@ -238,6 +240,9 @@ def test_plan_draws_every_browsing_step_type_from_its_declaration_reproducibly()
 def test_usage_errors_are_one_line(tmp_path, capsys):
     assert main(["soak", "--minutes", "0", "--out", str(tmp_path / "a")]) == 2
     assert capsys.readouterr().err == "relaysim: error: --minutes must be > 0, got 0\n"
+    assert main(["soak", "--think", "9,3", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err == "relaysim: error: --think must be LO,HI with 0 <= LO <= HI seconds, got '9,3'\n"
     assert main(["soak", "--traffic", "likes=2/s", "--out", str(tmp_path / "a")]) == 2
     assert "unknown traffic kind 'likes'" in capsys.readouterr().err
     assert main(["soak", "--resume", str(tmp_path / "none")]) == 2

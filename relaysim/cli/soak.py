@@ -10,6 +10,7 @@ usage or environment problem, 3 nothing could be judged (``--allow-unavailable``
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the browsing and the traffic (1)")
     p.add_argument("--browse", type=float, default=90.0, metavar="S",
                    help="mean seconds of browsing between idle periods (90)")
+    p.add_argument("--think", default="10,40", metavar="LO,HI",
+                   help="seconds a person reads after each browsing step, drawn between LO and HI "
+                        "(default 10,40; '1,4' is a stress pace; one number fixes it)")
     p.add_argument("--idle-window", type=float, default=30.0, metavar="S", help="idle window in seconds (30)")
     p.add_argument("--idle-settle", type=float, default=5.0, metavar="S",
                    help="seconds since the last EOSE before an idle window (5)")
@@ -58,6 +62,20 @@ def register(subparsers: Any) -> None:
 def _positive(value: float, flag: str) -> None:
     if not value > 0:
         raise UsageError(f"{flag} must be > 0, got {value:g}")
+
+
+def _think(text: str) -> tuple[float, float]:
+    """``--think LO,HI`` (or one number): the think-time range, checked."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--think must be LO,HI in seconds (or one number), got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not 0 <= values[0] <= values[1] or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--think must be LO,HI with 0 <= LO <= HI seconds, got {text!r}")
+    return values[0], values[1]
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -95,7 +113,8 @@ def _options(args: argparse.Namespace) -> Any:
         out.mkdir(parents=True, exist_ok=True)
         meta = SoakMeta(
             duration_s=hours * 3600, app=args.app, adapter=args.adapter, traffic=traffic,
-            interval=args.interval, seed=args.seed, browse_s=args.browse, idle_window=args.idle_window,
+            interval=args.interval, seed=args.seed, browse_s=args.browse, think_s=_think(args.think),
+            idle_window=args.idle_window,
             idle_settle=args.idle_settle, browser=args.browser, webdriver_url=args.webdriver_url,
         )
     if args.webdriver_url and args.browser != "remote":

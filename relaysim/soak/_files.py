@@ -55,6 +55,7 @@ class SoakMeta:
     interval: float = 10.0
     seed: int = 1
     browse_s: float = 90.0
+    think_s: tuple[float, float] = (10.0, 40.0)
     idle_window: float = 30.0
     idle_settle: float = 5.0
     dataset: str = "seed1"
@@ -70,8 +71,11 @@ class SoakMeta:
         if not isinstance(raw, dict):
             raise UsageError(f"{where}: the start event has no 'meta' object (not written by relaysim soak?)")
         known = {f.name for f in fields(cls)}
+        given = {k: v for k, v in raw.items() if k in known}
+        if isinstance(given.get("think_s"), list):  # JSON has no tuples
+            given["think_s"] = tuple(given["think_s"])
         try:
-            return cls(**{k: v for k, v in raw.items() if k in known})
+            return cls(**given)
         except TypeError as exc:
             raise UsageError(f"{where}: the start event's meta is incomplete: {exc}") from None
 

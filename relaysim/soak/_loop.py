@@ -223,7 +223,8 @@ class _Soak:
         self.progress = progress
         self.recorder = Recorder(timeline, events, events.clock, on_figures=progress.figures)
         self.timeline = timeline
-        self.plan = BrowsePlan(plan_rng(meta.seed, prior.resumes + 1 if prior else 0), browse_s=meta.browse_s)
+        self.plan = BrowsePlan(plan_rng(meta.seed, prior.resumes + 1 if prior else 0), browse_s=meta.browse_s,
+                               pause_s=meta.think_s)
         self.verdict = _Verdict()
         self.session: BrowserSession | None = None
         self.procs = ProcessTree()
