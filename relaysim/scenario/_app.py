@@ -68,8 +68,12 @@ def resolve_app(spec: str) -> AppTarget:
 
 
 @contextlib.contextmanager
-def open_relay(target: AppTarget, scenario: m.Scenario, relay_url: str | None) -> Iterator[Any]:
-    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``."""
+def open_relay(
+    target: AppTarget, scenario: m.Scenario, relay_url: str | None, *, max_events: int | None = None
+) -> Iterator[Any]:
+    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``.
+
+    ``max_events`` caps the live events the local relay keeps (default: the relay's own cap)."""
     if relay_url is not None:
         from relaysim.browser.relay_http import RelayHttp
 
@@ -85,6 +89,7 @@ def open_relay(target: AppTarget, scenario: m.Scenario, relay_url: str | None) -
     if rates is None and uses_traffic:
         rates, paused = "notes=1/s", True  # bursts need a running generator
     config = RelayConfig(
+        **({"max_events": max_events} if max_events is not None else {}),
         dataset=scenario.dataset,
         traffic_seed=scenario.seed,
         traffic=rates,

@@ -18,8 +18,9 @@ session's first sample, so the analysis starts a new segment and the report show
 
 Bounded. The runner was made for minutes: its sampler keeps every sample, its result every step and
 idle outcome. The loop trims them after every activity (:func:`_trim`) -- the verdicts are computed
-from the timeline file at the end, not from memory -- and the relay's store is capped (its default
-``max_events``).
+from the timeline file at the end, not from memory -- and the relay keeps at most
+:data:`SOAK_MAX_LIVE_EVENTS` live events (the app shows the newest; older live events only cost the
+relay memory over hours).
 
 Stopping. SIGINT (Ctrl-C) and SIGTERM raise out of whatever the loop waits on; the loop writes a
 ``stop`` event naming the signal, closes the browser and the relay, and the caller judges and
@@ -54,6 +55,9 @@ from relaysim.soak.progress import Progress, open_progress
 __all__ = ["SoakOptions", "SoakStopped", "run_loop"]
 
 KEEP_SAMPLES = 60
+# Live events the soak's relay keeps: ~25 minutes of the default traffic mix. Enough for every page the
+# app shows (it asks for the newest); the relay's own default (100k) would cost ~400 MB over hours.
+SOAK_MAX_LIVE_EVENTS = 20_000
 """Samples the runner's sampler keeps in memory (the timeline file has all of them)."""
 KEEP_RECORDS = 20
 RESULT_LISTS = ("steps", "idle", "thread_closes", "checkpoints", "cycle_readings", "page_visits",
@@ -432,7 +436,7 @@ class _Soak:
         )
         reason = "done"
         self.progress.phase("starting the relay")
-        with open_relay(target, scenario, None) as relay:
+        with open_relay(target, scenario, None, max_events=SOAK_MAX_LIVE_EVENTS) as relay:
             self.relay = relay
             page_url = target.page_url(getattr(relay, "http_url", None))
 
