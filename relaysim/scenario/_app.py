@@ -8,6 +8,7 @@ relaysim knows nothing about is driven with :func:`generic_adapter`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,13 @@ def open_relay(
     if rates is None and uses_traffic:
         rates, paused = "notes=1/s", True  # bursts need a running generator
     config = RelayConfig(
-        **({"max_events": max_events} if max_events is not None else {}),
         dataset=scenario.dataset,
         traffic_seed=scenario.seed,
         traffic=rates,
         traffic_paused=paused if rates is not None else False,
         static=target.static_dir,
     )
+    if max_events is not None:
+        config = dataclasses.replace(config, max_events=max_events)
     with SyncRelay(config) as relay:
         yield relay
