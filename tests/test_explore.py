@@ -194,6 +194,21 @@ def test_browsing_actions_count_leaf_steps_a_repeat_body_once_and_no_harness_ste
     assert browsing_actions(steps) == 3
 
 
+def test_the_step_shrinker_tries_the_biggest_cuts_first_and_simplifies_repeats() -> None:
+    from relaysim.explore._shrink import _candidates, _size
+
+    steps = (Feed(), OpenThread(k=13), Repeat(times=6, steps=(OpenThread(k=0, k_step=1), Back())), Back(n=2))
+    got = list(_candidates(steps))
+    assert got[0] == steps[:2]  # the second half dropped first
+    assert (Feed(), OpenThread(k=13), OpenThread(k=0), Back(), Back(n=2)) in got  # one pass, unrolled
+    assert (*steps[:2], Repeat(times=3, steps=steps[2].steps), Back(n=2)) in got  # type: ignore[attr-defined]
+    assert (*steps[:2], Repeat(times=6, steps=(Back(),)), Back(n=2)) in got
+    assert (*steps[:3], Back()) in got
+    assert all(len(c) <= len(steps) + 1 for c in got)
+    # smaller = fewer browsing actions, then fewer steps as run
+    assert _size((OpenThread(), Back())) < _size((Repeat(times=2, steps=(OpenThread(), Back())),))
+
+
 # -- the machine is built from the registries -----------------------------------------------------------
 
 

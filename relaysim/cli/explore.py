@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed: the same seed, the same search")
     p.add_argument("--max-examples", type=int, default=100_000, metavar="N",
                    help="stop after N examples (default: only the budget stops the search)")
-    p.add_argument("--steps", type=int, default=20, metavar="M", help="most steps per example (default 20)")
+    p.add_argument("--steps", type=int, default=30, metavar="M", help="most steps per example (default 30)")
     p.add_argument("--budget", default="10m", help="time for the search, e.g. 90s, 5m, 1h (default 10m)")
     p.add_argument("--shrink-budget", default=None,
                    help="time for shrinking once something is found (default: the same as --budget)")
@@ -52,13 +52,15 @@ def register(subparsers: Any) -> None:
                    help="idle window of the idle protocol on a suspect, and in the written scenario (30)")
     p.add_argument("--idle-settle", type=float, default=5.0, metavar="S",
                    help="seconds since the last EOSE before that window (5)")
-    p.add_argument("--idle-sniff", type=float, default=0.5, metavar="S",
-                   help="the end-of-example idle screen: seconds between two totalAlloc reads (0.5)")
+    p.add_argument("--idle-sniff", type=float, default=0.3, metavar="S",
+                   help="the end-of-example idle screen: seconds between two totalAlloc reads (0.3)")
     p.add_argument("--dataset", default="seed1", help="dataset the relay serves (default seed1)")
     p.add_argument("--browser", default="chromium", choices=("chromium", "firefox", "remote"))
     p.add_argument("--webdriver-url", default=None, help="W3C WebDriver / Grid URL (with --browser remote)")
     p.add_argument("--headed", action="store_true", help="show the browser window")
     p.add_argument("--no-replay", action="store_true", help="do not replay the written scenario")
+    p.add_argument("--target", action="store_true",
+                   help="Hypothesis targeting: climb towards the assertion that came closest to failing")
     p.set_defaults(func=explore_command)
 
 
@@ -81,7 +83,7 @@ def _config(args: argparse.Namespace) -> Any:
     browser = BrowserSpec(kind=args.browser, headed=args.headed, webdriver_url=args.webdriver_url)
     return ExploreConfig(app=args.app, adapter=args.adapter, seed=args.seed, max_examples=args.max_examples,
                          steps=args.steps, budget=budget, shrink_budget=shrink, out=args.out, browser=browser,
-                         options=options, replay=not args.no_replay)
+                         options=options, replay=not args.no_replay, targeting=args.target)
 
 
 def explore_command(args: argparse.Namespace) -> int:

@@ -76,7 +76,7 @@ class ExploreOptions:
 
     idle_settle: float = 5.0
     idle_window: float = 30.0
-    idle_sniff: float = 0.5
+    idle_sniff: float = 0.3
     thresholds: Thresholds = field(default_factory=Thresholds)
     dataset: str = "seed1"
     traffic_seed: int = 1

@@ -38,13 +38,14 @@ class ExploreConfig:
     adapter: str | None = None
     seed: int = 0
     max_examples: int = 100_000
-    steps: int = 20
+    steps: int = 30
     budget: float = 600.0
     shrink_budget: float | None = None
     out: Path = Path("relaysim-explore")
     browser: BrowserSpec = field(default_factory=BrowserSpec)
     options: ExploreOptions = field(default_factory=ExploreOptions)
     replay: bool = True
+    targeting: bool = False
 
 
 @dataclass
@@ -84,7 +85,7 @@ def explore(config: ExploreConfig, progress: Progress | None = None) -> ExploreR
                             options=config.options)
         search = Search(explorer, seed=config.seed, budget=config.budget, shrink_budget=config.shrink_budget,
                         max_examples=config.max_examples, steps=config.steps, machine=BrowsingMachine,
-                        progress=progress)
+                        progress=progress, targeting=config.targeting)
         try:
             report = search.run()
         except ExploreAborted as exc:

@@ -1,18 +1,23 @@
-"""The search loop: Hypothesis with a seed and a time budget, and what it found.
+"""The search loop: Hypothesis with a seed and a time budget finds a failing session; the step
+shrinker makes it small.
 
 :class:`Search` runs :class:`~relaysim.explore.BrowsingMachine` under
-:func:`hypothesis.stateful.run_state_machine_as_test` with ``@seed(S)``, no deadline, no example
-database (a second run must not start from the first one's failure) and one bug reported. It is also
-the explorer's listener: it counts examples, notes when the first failure was seen and every failing
-example after it (each one smaller, while Hypothesis shrinks), and enforces the budget -- an example
-that would start after the budget raises :class:`BudgetSpent`, a ``BaseException`` Hypothesis does
-not treat as a failure, so the search ends at once with what it has. The search phase may use
-``budget`` seconds; shrinking may use ``shrink_budget`` more.
+:func:`hypothesis.stateful.run_state_machine_as_test` with ``@seed(S)``, no deadline and no example
+database (a second run must not start from the first one's failure). It is also the explorer's
+listener: it counts examples and enforces the budget -- an example that would start after the
+budget raises :class:`BudgetSpent`, a ``BaseException`` Hypothesis does not treat as a failure, so
+the search ends at once. The first failing example ends the search the same way (:class:`Found`),
+and :func:`relaysim.explore._shrink.shrink` cuts its steps down for up to ``shrink_budget`` seconds:
+Hypothesis's own shrinker works on the choices that generated the session and measured far slower
+here (module docstring of :mod:`relaysim.explore._shrink`).
 
-The search runs in rounds of ``round_examples`` examples (seed S, then S + 1000003 r): Hypothesis
-starts its targeting phase -- climbing towards the assertion that came closest to failing -- half way
-through a run's ``max_examples``, so a run sized to the budget gets there, and a round that ends
-before the budget is followed by another. ``--max-examples`` caps the total.
+With ``targeting`` the search runs in rounds of ``round_examples`` examples (seed S, then
+S + 1000003 r): Hypothesis starts its targeting phase -- climbing towards the assertion that came
+closest to failing (each example reports measured / threshold per assertion) -- half way through a
+run's ``max_examples``, so a run sized to the budget gets there, and a round that ends before the
+budget is followed by another. It is off by default: climbing also follows what a sound client
+does (more scrolling, more handles, fuller caches) and spent a third of a 5-minute budget there on
+the reference client. ``--max-examples`` caps the total either way.
 """
 
 from __future__ import annotations
@@ -29,14 +34,19 @@ from hypothesis.stateful import run_state_machine_as_test
 from relaysim.explore._explorer import Explorer
 from relaysim.explore._file import browsing_actions
 from relaysim.explore._progress import Progress
-from relaysim.explore.machine import AssertionFailed, BrowsingMachine
+from relaysim.explore._shrink import shrink
+from relaysim.explore.machine import BrowsingMachine
 from relaysim.scenario._step import Step
 
-__all__ = ["BudgetSpent", "Finding", "Search", "SearchReport"]
+__all__ = ["BudgetSpent", "Finding", "Found", "Search", "SearchReport"]
 
 
 class BudgetSpent(BaseException):
     """The time budget is used up: end the search (not a failure Hypothesis would shrink)."""
+
+
+class Found(BaseException):
+    """The first failing example: end Hypothesis's search here; the step shrinker takes over."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,10 @@ class SearchReport:
     stopped: str = ""
     note: str = ""
     rounds: int = 0
+    shrink_tries: int = 0
+    shrink_kept: int = 0
+    shrink_finished: bool = False
+    reproduced: bool | None = None
     example_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -115,6 +129,10 @@ class SearchReport:
             "minimal": finding(self.minimal),
             "stopped": self.stopped,
             "rounds": self.rounds,
+            "shrink_tries": self.shrink_tries,
+            "shrink_kept": self.shrink_kept,
+            "shrink_finished": self.shrink_finished,
+            "first_reproduced": self.reproduced,
             "note": self.note,
             "hypothesis": hypothesis.__version__,
         }
@@ -135,8 +153,9 @@ class Search:
         budget: float = 600.0,
         shrink_budget: float | None = None,
         max_examples: int = 100_000,
-        steps: int = 20,
+        steps: int = 30,
         round_examples: int = 60,
+        targeting: bool = False,
         machine: type[BrowsingMachine] = BrowsingMachine,
         progress: Progress | None = None,
     ) -> None:
@@ -146,7 +165,8 @@ class Search:
         self.shrink_budget = budget if shrink_budget is None else shrink_budget
         self.max_examples = max_examples
         self.steps = steps
-        self.round_examples = round_examples
+        self.round_examples = round_examples if targeting else max_examples
+        self.targeting = targeting
         self.machine = machine
         self.progress = progress
         self.report = SearchReport(seed, budget, self.shrink_budget, max_examples, steps)
@@ -174,24 +194,17 @@ class Search:
     def example_finished(self, machine: BrowsingMachine) -> None:
         r = self.report
         r.example_seconds.append(round(time.monotonic() - self._example_t0, 3))
+        r.idle_checks = self.explorer.idle_checks
+        r.idle_false_alarms = self.explorer.idle_false_alarms
         if machine.rejected:
             r.rejected_examples += 1
         elif machine.failed is not None:
             r.failing_examples += 1
-            f = Finding(machine.failed.name, machine.failed.detail, tuple(machine.steps))
-            if r.first is None:
-                r.first_failure_s = self.elapsed()
-                r.first = f
-                took = f"{r.examples} examples, {self.elapsed():.0f} s"
-                self._event(f"found {f.describe()} after {took}; shrinking")
-            elif r.minimal is None or (f.actions, len(f.steps)) < (r.minimal.actions, len(r.minimal.steps)):
-                self._event(f"smaller: {f.describe()}")
-            if f.assertion == r.first.assertion and (
-                r.minimal is None or (f.actions, len(f.steps)) <= (r.minimal.actions, len(r.minimal.steps))
-            ):
-                r.minimal = f
-        r.idle_checks = self.explorer.idle_checks
-        r.idle_false_alarms = self.explorer.idle_false_alarms
+            r.first_failure_s = self.elapsed()
+            r.first = r.minimal = Finding(machine.failed.name, machine.failed.detail, tuple(machine.steps))
+            took = f"{r.examples} examples, {self.elapsed():.0f} s"
+            self._event(f"found {r.first.describe()} after {took}; shrinking")
+            raise Found()
         self._status()
 
     def step_error(self, machine: BrowsingMachine, step: Step) -> None:
@@ -222,7 +235,7 @@ class Search:
             stateful_step_count=self.steps,
             deadline=None,
             database=None,
-            phases=(Phase.generate, Phase.target, Phase.shrink),
+            phases=(Phase.generate, Phase.target) if self.targeting else (Phase.generate,),
             suppress_health_check=list(HealthCheck),
             report_multiple_bugs=False,
             verbosity=Verbosity.quiet,
@@ -244,26 +257,50 @@ class Search:
                 if left <= 0:
                     r.stopped = "max_examples"
                     break
-                size = min(left, self.round_examples)
                 r.rounds = n + 1
                 run_seed = self.seed + 1_000_003 * n
-                run_state_machine_as_test(seed(run_seed)(factory), settings=self.settings(size))  # type: ignore[no-untyped-call]
+                settings_ = self.settings(min(left, self.round_examples))
+                run_state_machine_as_test(seed(run_seed)(factory), settings=settings_)  # type: ignore[no-untyped-call]
         except BudgetSpent:
             r.stopped = "budget"
-        except AssertionFailed as exc:  # Hypothesis re-ran the minimal example; it failed again
-            r.stopped = "shrunk"
-            final = Finding(exc.result.name, exc.result.detail, exc.steps)
-            if r.first is not None and final.assertion == r.first.assertion:
-                r.minimal = final
+        except Found:
+            r.stopped = "found"
         except HypothesisException as exc:
             if self._spent:  # Hypothesis may answer our BudgetSpent with a Flaky error of its own
                 r.stopped = "budget"
-            else:  # e.g. Flaky: the minimal example passed when run again
+            else:
                 r.stopped = "hypothesis"
                 r.note = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if r.first is not None:
+            self._shrink(r.first)
         r.seconds = self.elapsed()
-        if r.first is not None and r.minimal is None:
-            r.minimal = r.first
         if self.progress is not None:
             self.progress.close()
         return r
+
+    def _shrink(self, first: Finding) -> None:
+        r = self.report
+        listener, self.explorer.listener = self.explorer.listener, None  # tries are not examples
+
+        def smaller(steps: tuple[Step, ...], detail: str) -> None:
+            r.minimal = Finding(first.assertion, detail, steps)
+            self._event(f"smaller: {r.minimal.describe()}")
+            self._status()
+
+        try:
+            got = shrink(
+                self.explorer,
+                first.steps,
+                first.assertion,
+                idle=first.assertion in self.explorer.idle,
+                deadline=time.monotonic() + self.shrink_budget,
+                on_smaller=smaller,
+            )
+        finally:
+            self.explorer.listener = listener
+        r.shrink_tries, r.shrink_kept, r.shrink_finished = got.tries, got.kept, got.finished
+        r.reproduced = got.reproduced
+        r.minimal = Finding(first.assertion, got.detail or first.detail, got.steps)
+        r.stopped = "shrunk" if got.finished else "shrink budget"
+        if not got.reproduced:
+            r.note = "the first failing session did not fail again when replayed from a clean start"

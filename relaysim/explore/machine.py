@@ -22,8 +22,8 @@ passed, the idle screen runs (and the idle protocol on a suspect). Each example 
 assertion, how close it came to failing (measured / threshold) as a Hypothesis ``target``, so the
 targeting phase climbs towards a failure (a longer hop over profiles, a larger handle table).
 
-A failure raises :class:`AssertionFailed` -- a subclass per assertion, so Hypothesis shrinks each
-assertion's failure on its own.
+A failure raises :class:`AssertionFailed` -- a subclass per assertion, so Hypothesis (in pytest, where
+it shrinks) keeps each assertion's failure apart.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from hypothesis import reject, target
+from hypothesis import currently_in_test_context, reject, target
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from relaysim.analysis import AssertionResult, Verdict
@@ -176,6 +176,8 @@ class BrowsingMachine(RuleBasedStateMachine):
             self.rejected = True
             if self.explorer.listener is not None:
                 self.explorer.listener.step_error(self, step)
+            if not currently_in_test_context():
+                raise  # run_session outside Hypothesis: the caller sees the app's refusal
             reject()
         with _guard():
             self.view = self.explorer.view()
