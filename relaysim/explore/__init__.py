@@ -11,8 +11,9 @@ The strategies the machine draws from are public in :mod:`relaysim.strategies`. 
 the user's side.
 """
 
-from relaysim.explore._explorer import VIEW_JS, ExploreOptions, Explorer, cheap_assertions, idle_assertions
+from relaysim.explore._explorer import VIEW_JS, ExploreOptions, Explorer
 from relaysim.explore._file import browsing_actions, judging_tail, scenario_text, step_table
+from relaysim.explore._judged import cheap_assertions, idle_assertions
 from relaysim.explore._run import ExploreConfig, ExploreResult, explore, replay
 from relaysim.explore._search import BudgetSpent, Finding, Found, Search, SearchReport
 from relaysim.explore._shrink import ShrinkResult, shrink

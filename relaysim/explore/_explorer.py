@@ -29,6 +29,7 @@ from relaysim import analysis as an
 from relaysim.analysis import AssertionResult, Thresholds, Verdict
 from relaysim.browser.idle import close_everything, open_subscriptions
 from relaysim.browser.probes import read_app
+from relaysim.explore._judged import cheap_assertions, idle_assertions
 from relaysim.scenario._step import PageView, Step
 from relaysim.scenario.model import Scenario
 from relaysim.scenario.runner import ScenarioRunner
@@ -56,16 +57,6 @@ return indexedDB.databases().then((dbs) => Promise.all(dbs.map((d) => new Promis
   const q = indexedDB.deleteDatabase(d.name); q.onsuccess = q.onerror = q.onblocked = () => done();
 })))).then(() => true, () => true);
 """
-
-
-def idle_assertions() -> tuple[str, ...]:
-    """Run assertions explore judges at an idle point (the idle screen, then the protocol)."""
-    return tuple(n for n, a in an.ASSERTIONS.items() if a.explore and a.requires == "idle")
-
-
-def cheap_assertions() -> tuple[str, ...]:
-    """Run assertions explore judges after every step: every one it judges that needs no idle point."""
-    return tuple(n for n, a in an.ASSERTIONS.items() if a.explore and a.requires != "idle")
 
 
 @dataclass(frozen=True)

@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hypothesis import currently_in_test_context, reject, target
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from relaysim.analysis import AssertionResult, Verdict
-from relaysim.explore._explorer import Explorer, cheap_assertions
+from relaysim.explore._judged import cheap_assertions
 from relaysim.scenario._step import Step
 from relaysim.scenario.adapters import AdapterError
 from relaysim.scenario.steps import Repeat, expand
 from relaysim.strategies import browsing_classes, composite_classes, step_strategy
+
+if TYPE_CHECKING:
+    from relaysim.explore._explorer import Explorer
 
 __all__ = ["AssertionFailed", "BrowsingMachine", "ExploreAborted", "failure_type"]
 
