@@ -265,6 +265,9 @@ def test_durations() -> None:
         (["--app", "nowhere"],
          "--app 'nowhere' is neither builtin, builtin?QUERY, an http(s) URL nor a directory"),
         (["--adapter", "missing.toml"], "adapter file not found: missing.toml"),
+        (["--app", "http://127.0.0.1:9/"],
+         "--app http://127.0.0.1:9/: adapter 'generic' has no actions to browse with; "
+         "give --adapter FILE (docs/adapters.md)"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(

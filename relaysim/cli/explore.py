@@ -89,10 +89,8 @@ def _config(args: argparse.Namespace) -> Any:
 def explore_command(args: argparse.Namespace) -> int:
     from relaysim.explore import explore
     from relaysim.explore._progress import progress_for
-    from relaysim.scenario._app import adapter_for, resolve_app
 
     config = _config(args)
-    adapter_for(resolve_app(config.app), config.adapter)  # a bad --app or --adapter fails before Chromium
     result = explore(config, progress_for(sys.stderr))
     r = result.search
     head = (f"{r.examples} examples in {r.seconds:.0f} s ({r.examples_per_minute:.1f}/min), seed {r.seed}, "

@@ -72,10 +72,15 @@ class ExploreResult:
 def explore(config: ExploreConfig, progress: Progress | None = None) -> ExploreResult:
     """Search for a failing session (module docstring); raises ``EnvironmentProblem`` when the browser
     or relay breaks."""
-    from relaysim.errors import EnvironmentProblem
+    from relaysim.errors import EnvironmentProblem, UsageError
 
     target = resolve_app(config.app)
     adapter = adapter_for(target, config.adapter)
+    if not adapter.actions:
+        raise UsageError(
+            f"--app {config.app}: adapter {adapter.name!r} has no actions to browse with; "
+            "give --adapter FILE (docs/adapters.md)"
+        )
     template = Scenario(name="explore", steps=(), app=target.spec, dataset=config.options.dataset,
                         seed=config.options.traffic_seed)
     with contextlib.ExitStack() as stack:
