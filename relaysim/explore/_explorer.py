@@ -97,7 +97,7 @@ class Explorer:
         self.app = app
         self.options = options or ExploreOptions()
         self.listener = listener
-        self.confirmed: set[str] = set()  # idle assertions the full protocol has confirmed
+        self.confirmed: dict[str, AssertionResult] = {}  # idle assertions the protocol has confirmed
         self.idle_checks = 0
         self.idle_false_alarms = 0
         self.scenario = Scenario(
@@ -226,14 +226,13 @@ class Explorer:
     def idle_failures(self, runner: ScenarioRunner, suspects: list[str]) -> list[AssertionResult]:
         """The suspects that fail: trusted once confirmed, else judged after the real idle protocol."""
         if all(s in self.confirmed for s in suspects):
-            return [AssertionResult(s, 0, 0, "", Verdict.FAIL, "confirmed earlier by the idle protocol")
-                    for s in suspects]
+            return [self.confirmed[s] for s in suspects]  # the protocol's own verdict and detail
         self.idle_checks += 1
         o = self.options
         runner.measure_idle(o.idle_settle, o.idle_window, 1)
         results = an.evaluate(runner.evidence(), o.thresholds, self.idle)
         failed = [r for r in results if r.verdict == Verdict.FAIL]
-        self.confirmed.update(r.name for r in failed)
+        self.confirmed.update((r.name, r) for r in failed)
         if not failed:
             self.idle_false_alarms += 1
         return failed
