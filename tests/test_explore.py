@@ -54,7 +54,7 @@ def visit(step: str, state: str | None, t: float, before: int | None, after: int
         sites_after=sites(ws_frames=ws[1], reply_cache=reply[1]),
         heap_before=before,
         sites_before=None if before is None else sites(ws_frames=ws[0], reply_cache=reply[0]),
-        live_events=live,
+        relay_events=live,
     )
 
 
@@ -86,10 +86,10 @@ def test_staying_on_a_state_is_not_a_return_and_first_visits_are_not_judged() ->
     assert not isinstance(got, str) and got.judged == ()
 
 
-def test_returns_after_live_events_or_an_eviction_are_not_judged() -> None:
+def test_returns_after_new_events_or_an_eviction_are_not_judged() -> None:
     live = (*SOUND[:3], visit("back (step 3)", "thread:aa", 3, 9000, 30000, live=4))
     got = return_growths(live, RE_SPENT)
-    assert not isinstance(got, str) and (got.judged, got.after_live_events) == ((), 1)
+    assert not isinstance(got, str) and (got.judged, got.after_new_events) == ((), 1)
     caches = [
         (0.5, (CacheGroupSize("events", 1999, 2000, "map:events"),)),
         (2.5, (CacheGroupSize("events", 3, 2000, "map:events"),)),  # rotated between the visits

@@ -322,8 +322,8 @@ def _measure_revisits(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
 
 def _skipped(got: Returns) -> str:
     parts = []
-    if got.after_live_events:
-        parts.append(f"{got.after_live_events} after live events")
+    if got.after_new_events:
+        parts.append(f"{got.after_new_events} after new events on the relay")
     if got.after_eviction:
         parts.append(f"{got.after_eviction} after a cache evicted entries")
     return f" ({', '.join(parts)} not judged)" if parts else ""

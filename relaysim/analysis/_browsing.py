@@ -3,7 +3,7 @@ open subscriptions (for subscriptions_agree). Pure: values in, values out.
 
 Theory of operation. The runner records one :class:`PageVisit` per browsing step -- the page state
 the app shows afterwards (``"thread:<id>"``), heapInuse and the per-site counters just before the
-step and just after it, and the relay's count of live events sent so far -- and one
+step and just after it, and how many events the relay had taken in so far -- and one
 :class:`SubscriptionView`: the subscription ids the app says it holds and those the relay holds.
 
 A **return** is a step that moves the app to a page state it has shown before. Showing it again
@@ -11,8 +11,9 @@ should keep nothing new: the events, names and replies are cached already, so in
 frees only what the app re-spends by design on every page load grows (a copy of each websocket
 frame, a wrapper per rendered element: the adapter's ``re_spent_sites``). :func:`return_growths`
 gives each return's heapInuse growth across that one step with those sites taken out. A return is
-not judged when something legitimately new may have to be kept: live events reached the client
-since the state was last shown, or a cache group dropped entries (a bounded cache evicted what the
+not judged when something legitimately new may have to be kept: the relay took in new events since
+the state was last shown (live traffic: the page may show notes it never saw), or a cache group
+dropped entries (a bounded cache evicted what the
 page now has to fetch again).
 """
 
@@ -42,7 +43,7 @@ class PageVisit:
 
     ``state`` is the page state shown (``"feed"``, ``"thread:<id>"``; None when the app does not say);
     ``heap_before``/``sites_before`` are the last readings before the step, ``heap_after``/``sites_after``
-    the readings after it (page clock ``t``); ``live_events`` is the relay's count of live EVENTs sent
+    the readings after it (page clock ``t``); ``relay_events`` is the relay's count of events accepted
     so far (None: unknown).
     """
 
@@ -53,7 +54,7 @@ class PageVisit:
     sites_after: tuple[AllocSite, ...] | None
     heap_before: float | None = None
     sites_before: tuple[AllocSite, ...] | None = None
-    live_events: int | None = None
+    relay_events: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +73,12 @@ class Returns:
     """What :func:`return_growths` found: the judged returns and how many were left unjudged, why."""
 
     judged: tuple[ReturnGrowth, ...]
-    after_live_events: int = 0
+    after_new_events: int = 0
     after_eviction: int = 0
 
     @property
     def skipped(self) -> int:
-        return self.after_live_events + self.after_eviction
+        return self.after_new_events + self.after_eviction
 
 
 def short_state(state: str | None) -> str:
@@ -109,13 +110,13 @@ def return_growths(
     ignore = frozenset(ignore_sites)
     last_seen: dict[str, PageVisit] = {}
     judged: list[ReturnGrowth] = []
-    live = evicted = 0
+    new = evicted = 0
     previous: PageVisit | None = None
     for v in visits:
         earlier = last_seen.get(v.state) if v.state is not None else None
         if earlier is not None and previous is not None and previous.state != v.state:
-            if _newer(v.live_events, earlier.live_events):
-                live += 1
+            if _newer(v.relay_events, earlier.relay_events):
+                new += 1
             elif _evicted(cache_readings, earlier.t, v.t):
                 evicted += 1
             else:
@@ -126,7 +127,7 @@ def return_growths(
         if v.state is not None:
             last_seen[v.state] = v
         previous = v
-    return Returns(tuple(judged), live, evicted)
+    return Returns(tuple(judged), new, evicted)
 
 
 def _newer(now: int | None, then: int | None) -> bool:

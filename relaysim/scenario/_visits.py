@@ -66,8 +66,9 @@ def relay_subscriptions(stats: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(held))
 
 
-def _live_events(stats: dict[str, Any]) -> int | None:
-    value = stats.get("totals", {}).get("live_events_sent")
+def _relay_events(stats: dict[str, Any]) -> int | None:
+    """Events the relay accepted (from clients or its own traffic): new content somewhere."""
+    value = stats.get("totals", {}).get("events_accepted")
     return int(value) if isinstance(value, int) else None
 
 
@@ -102,7 +103,7 @@ class BrowsingObserver:
             sites_after=parsed_sites(app.sites) if app is not None else None,
             heap_before=before[0] if before else None,
             sites_before=before[1] if before else None,
-            live_events=_live_events(stats) if stats is not None else None,
+            relay_events=_relay_events(stats) if stats is not None else None,
         )
         if stats is None:
             return visit, None
