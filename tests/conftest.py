@@ -21,6 +21,24 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow", action="store_true", help="also run the tests marked slow (full-length variants)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` are the full-length variants of what CI checks in a small budget (a long
+    search, a real soak): deselected unless ``--slow`` is given. Deselected, not skipped, because a
+    skip in CI is a failure (below)."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI a skip is a failure: scripts/install provides every browser, driver and tool, so a
