@@ -30,8 +30,9 @@ from relaysim.scenario._step import (
     arg,
     arguments,
     step_type,
+    walk,
 )
-from relaysim.scenario.model import STEP_KINDS, BrowserOptions, Scenario, min_duration, walk
+from relaysim.scenario.model import STEP_KINDS, BrowserOptions, Scenario, min_duration
 from relaysim.scenario.parse import load_scenario, parse_scenario, resolve_scenario
 from relaysim.scenario.steps import (
     PAGES,

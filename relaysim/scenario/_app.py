@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from relaysim.errors import UsageError
-from relaysim.scenario import model as m
 from relaysim.scenario.adapters import Adapter, load_adapter, parse_adapter
+from relaysim.scenario.model import Scenario
+from relaysim.scenario.steps import Traffic
 
 GENERIC_READY = "return document.readyState === 'complete'"
 
@@ -70,7 +71,7 @@ def resolve_app(spec: str) -> AppTarget:
 
 @contextlib.contextmanager
 def open_relay(
-    target: AppTarget, scenario: m.Scenario, relay_url: str | None, *, max_events: int | None = None
+    target: AppTarget, scenario: Scenario, relay_url: str | None, *, max_events: int | None = None
 ) -> Iterator[Any]:
     """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``.
 
@@ -83,9 +84,9 @@ def open_relay(
     from relaysim.relay import RelayConfig, SyncRelay
 
     rates = scenario.traffic or next(
-        (s.rates for s in scenario.walk() if isinstance(s, m.Traffic) and s.mode == "on" and s.rates), None
+        (s.rates for s in scenario.walk() if isinstance(s, Traffic) and s.mode == "on" and s.rates), None
     )
-    uses_traffic = any(isinstance(s, m.Traffic) for s in scenario.walk())
+    uses_traffic = any(isinstance(s, Traffic) for s in scenario.walk())
     paused = scenario.traffic is None
     if rates is None and uses_traffic:
         rates, paused = "notes=1/s", True  # bursts need a running generator

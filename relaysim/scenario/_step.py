@@ -159,11 +159,9 @@ class Step:
         return ()
 
     def run(self, ctx: StepContext) -> str | None:
-        """Do the step; return a detail for the step record (or None). The runner samples afterwards
-        unless the step took its own samples (``SAMPLES_ITSELF``)."""
+        """Do the step, taking the samples it needs through ``ctx``; return a detail for the step
+        record (or None)."""
         raise NotImplementedError(f"step {self.KIND!r} cannot run")
-
-    SAMPLES_ITSELF: ClassVar[bool] = False
 
     def at_iteration(self, iteration: int) -> Step:
         """This step as it runs in pass ``iteration`` of its innermost repeat (default: unchanged)."""

@@ -3,7 +3,7 @@
 A scenario is data (as in memlab and fuite: url, action, back): its steps are declared in
 :mod:`relaysim.scenario.steps` (each step type once: arguments, checks, how it runs), and the runner
 walks :func:`expand` of them. Parsing, validation and the file:line error messages live in
-:mod:`relaysim.scenario.parse`; this module defines the scenario value and re-exports the steps.
+:mod:`relaysim.scenario.parse`; this module defines the scenario value.
 
 Every step class has ``KIND`` (the ``do = "..."`` name in the file) and ``line`` (the 1-based line
 of its ``[[steps]]`` header, for messages; ignored when steps are compared).
@@ -16,52 +16,9 @@ from dataclasses import dataclass, field
 
 from relaysim.analysis import Thresholds
 from relaysim.scenario._step import STEP_CLASSES, Step, walk
-from relaysim.scenario.steps import (
-    PAGES,
-    Assert,
-    Back,
-    CloseAll,
-    CycleMark,
-    Feed,
-    MeasureIdle,
-    Notifications,
-    Open,
-    OpenProfile,
-    OpenThread,
-    Repeat,
-    SampleInterval,
-    Scroll,
-    Traffic,
-    Wait,
-    expand,
-)
+from relaysim.scenario.steps import Assert, CycleMark, Repeat, expand
 
-__all__ = [
-    "PAGES",
-    "STEP_CLASSES",
-    "STEP_KINDS",
-    "Assert",
-    "Back",
-    "BrowserOptions",
-    "CloseAll",
-    "CycleMark",
-    "Feed",
-    "MeasureIdle",
-    "Notifications",
-    "Open",
-    "OpenProfile",
-    "OpenThread",
-    "Repeat",
-    "SampleInterval",
-    "Scenario",
-    "Scroll",
-    "Step",
-    "Traffic",
-    "Wait",
-    "expand",
-    "min_duration",
-    "walk",
-]
+__all__ = ["STEP_KINDS", "BrowserOptions", "Scenario", "min_duration"]
 
 STEP_KINDS: tuple[str, ...] = tuple(sorted(STEP_CLASSES))
 """Every ``do = "..."`` value a step may have, sorted (as listed in error messages)."""

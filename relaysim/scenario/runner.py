@@ -46,9 +46,10 @@ from relaysim.scenario._assemble import build_report
 from relaysim.scenario._cycles import measured_growth, parsed_sites, read_cycle
 from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
+from relaysim.scenario._step import walk
 from relaysim.scenario._visits import BrowsingObserver, re_spent_sites
 from relaysim.scenario.adapters import Adapter
-from relaysim.scenario.model import Scenario, walk
+from relaysim.scenario.model import Scenario
 from relaysim.scenario.steps import Assert, CycleMark, expand
 
 __all__ = [

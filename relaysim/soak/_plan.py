@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relaysim.scenario import STEP_CLASSES, ArgSpec, BadStep, Feed, Step, arguments
-from relaysim.scenario._args import ArgType, Choice, Flag, FloatRange, IntRange, options_of
+from relaysim.scenario._args import ArgType, Flag, FloatRange, IntRange, options_of
 
 __all__ = ["Activity", "BrowsePlan", "browsing_step_types", "draw_step", "plan_rng"]
 
@@ -63,8 +63,7 @@ def _draw_value(t: ArgType, rng: random.Random) -> object:
         return rng.randint(t.lo, t.hi if t.hi is not None else t.lo + 9)
     if isinstance(t, FloatRange):
         return round(rng.uniform(t.lo, t.hi if t.hi is not None else t.lo + 3.0), 3)
-    options = options_of(t) if not isinstance(t, Choice) else t.options
-    return rng.choice(tuple(options))
+    return rng.choice(tuple(options_of(t)))
 
 
 def draw_step(cls: type[Step], rng: random.Random) -> Step | None:
