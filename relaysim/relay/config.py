@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
@@ -22,7 +23,7 @@ from relaysim.relay.loading import is_jsonl, parse_traffic
 from relaysim.relay.websocket import ConnectionSettings
 from relaysim.traffic import Rates
 
-__all__ = ["DEFAULT_MAX_EVENTS", "RelayConfig"]
+__all__ = ["DEFAULT_MAX_EVENTS", "RelayConfig", "check_public_url"]
 
 # Live (non-dataset) events kept at most: ~10 hours of the default traffic mix, ~100 MB.
 DEFAULT_MAX_EVENTS = 100_000
@@ -44,6 +45,10 @@ class RelayConfig:
     lifts the cap). A named dataset's relay hints point at ``dataset_relay_url`` (default
     ``ws://127.0.0.1:7447/``), or at the relay's own URL with ``hints_follow_url`` (the CLI does
     that for a fixed port; a different URL is a separate cached build).
+    ``public_url`` is where browsers on other machines (Selenium Grid nodes) reach the relay,
+    ``http(s)://HOST[:PORT]/``: the app's page and its websocket are opened there (see
+    :meth:`public_http_url`); ``host`` must then be an address those machines can reach (``0.0.0.0``,
+    or this machine's address). The ``/control`` endpoints answer loopback peers only, whatever the bind.
     """
 
     dataset: str | Path | None = None
@@ -60,6 +65,7 @@ class RelayConfig:
     settings: ConnectionSettings = field(default_factory=ConnectionSettings)
     dataset_relay_url: str | None = None
     hints_follow_url: bool = False
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         # A frozen value must not share a caller's list: keep a tuple of the events.
@@ -78,8 +84,34 @@ class RelayConfig:
         if self.traffic is not None and (self.dataset is None or is_jsonl(self.dataset)):
             what = "an empty relay" if self.dataset is None else "a JSONL file"
             raise UsageError(f"--traffic needs a named dataset (its authors sign the traffic), not {what}")
+        if self.public_url is not None:
+            check_public_url(self.public_url)
+
+    def public_http_url(self, port: int) -> str | None:
+        """``public_url`` with ``port`` (the bound one) filled in when it names none; None without one."""
+        if self.public_url is None:
+            return None
+        return check_public_url(self.public_url, port)
 
     @property
     def rates(self) -> Rates:
         """The scheduled traffic rates (all zero without ``traffic``: bursts only)."""
         return parse_traffic(self.traffic)
+
+
+def check_public_url(url: str, port: int | None = None) -> str:
+    """``url`` as ``scheme://host:port/`` (``port`` when it names none); a one-line error when it is not
+    an ``http(s)://HOST[:PORT][/]`` URL. The page is served at ``/``, so a path is refused."""
+    try:
+        parts = urlsplit(url)
+        named = parts.port
+    except ValueError as exc:
+        raise UsageError(f"--public-url {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--public-url must be http(s)://HOST[:PORT]/ (where the browsers reach the relay), "
+                         f"got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise UsageError(f"--public-url names the relay's origin only (the app is served at /), got {url!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    use = named if named is not None else port
+    return f"{parts.scheme}://{host}{'' if use is None else f':{use}'}/"

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,16 @@ from relaysim.relay.websocket import Connections, WebSocketConnection
 from relaysim.resources import client_dir
 from relaysim.store import EventStore
 
-__all__ = ["DEFAULT_CLIENT_DIR", "HARNESS_CLOSE_REASON", "Relay", "ResetReport", "open_relay", "serve"]
+__all__ = [
+    "DEFAULT_CLIENT_DIR",
+    "HARNESS_CLOSE_REASON",
+    "SESSION_COOKIE",
+    "Relay",
+    "ResetReport",
+    "open_relay",
+    "serve",
+    "session_label",
+]
 
 log = logging.getLogger("relaysim.relay")
 
@@ -55,6 +66,12 @@ log = logging.getLogger("relaysim.relay")
 DEFAULT_CLIENT_DIR = client_dir()
 HARNESS_CLOSE_REASON = "error: closed by test harness"
 SHUTDOWN_REASON = "relay shutting down"
+#: The cookie a harness sets in each browser it starts (``--browsers N``); its value is sent with every
+#: websocket handshake of that browser and becomes the connection's ``label`` in ``/stats``, so N
+#: sessions sharing one relay each see their own connections, whatever app they run.
+SESSION_COOKIE = "relaysim_session"
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CLOSED_LABELS_KEPT = 200
 
 _BUILTIN_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>relaysim test relay</title></head>
@@ -75,6 +92,23 @@ def _is_disconnect(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_is_disconnect(inner) for inner in exc.exceptions)
     return isinstance(exc, _DISCONNECTS)
+
+
+def session_label(handshake: bytes) -> str | None:
+    """The ``relaysim_session`` cookie of a websocket handshake request (raw bytes), or None."""
+    for line in handshake.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or name.strip().lower() != b"cookie":
+            continue
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(value.decode("latin-1").strip())
+        except CookieError:
+            continue
+        morsel = jar.get(SESSION_COOKIE)
+        if morsel is not None and _LABEL.fullmatch(morsel.value):
+            return morsel.value
+    return None
 
 
 def _netloc(host: str, port: int) -> str:
@@ -150,6 +184,9 @@ class Relay:
         self._nursery: trio.Nursery | None = None
         self._reset_lock = trio.Lock()
         self._fresh_stores = FreshStores(served.events, config.max_events)
+        # Connection labels (SESSION_COOKIE): open connections by object, closed ones by id (bounded).
+        self._open_labels: dict[WebSocketConnection, str] = {}
+        self._closed_labels: dict[int, str] = {}
 
     # -- addresses and settings ------------------------------------------------------------------
 
@@ -164,6 +201,11 @@ class Relay:
         return f"http://{_netloc(self.host, self.port)}/"
 
     @property
+    def public_http_url(self) -> str:
+        """Where browsers open the app: ``config.public_url`` (port filled in) or :attr:`http_url`."""
+        return self.config.public_http_url(self.port) or self.http_url
+
+    @property
     def limits(self) -> Limits:
         return self.config.limits
 
@@ -176,6 +218,7 @@ class Relay:
 
     async def _handle_tcp(self, stream: trio.SocketStream) -> None:
         """One TCP connection; nothing raised here may reach ``serve_listeners``."""
+        conn: WebSocketConnection | None = None
         try:
             peer = stream.socket.getpeername()
             host = str(peer[0])
@@ -184,14 +227,26 @@ class Relay:
                 conn = WebSocketConnection(
                     stream, _netloc(host, peer[1]), self.core, self.config.settings, self._connections
                 )
+                label = session_label(handshake[0])
+                if label is not None:
+                    self._open_labels[conn] = label
                 await conn.run(*handshake)
         except Exception as exc:
             if not _is_disconnect(exc):
                 self.count_error()
                 log.exception("connection failed")
         finally:
+            if conn is not None:
+                self._forget_label(conn)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await stream.aclose()
+
+    def _forget_label(self, conn: WebSocketConnection) -> None:
+        label = self._open_labels.pop(conn, None)
+        if label is not None and conn.session is not None:
+            self._closed_labels[conn.session.conn_id] = label
+            while len(self._closed_labels) > CLOSED_LABELS_KEPT:
+                del self._closed_labels[next(iter(self._closed_labels))]
 
     async def _handle_http(self, request: HttpRequest) -> HttpResponse:
         return await handle_request(self, request)
@@ -322,11 +377,16 @@ class Relay:
             conn = self._connections.get(row["id"])
             queued = conn.outbox.queued_bytes if conn is not None else 0
             row["outbox_bytes"] = queued
+            label = self._open_labels.get(conn) if conn is not None else None
+            row["label"] = label if label is not None else self._closed_labels.get(row["id"])
             outbox_total += queued
+        for row in stats["closed_connections"]:
+            row["label"] = self._closed_labels.get(row["id"])
         stats["totals"]["outbox_bytes"] = outbox_total
         stats["relay"] = {
             "url": self.url,
             "http_url": self.http_url,
+            "public_url": self.public_http_url,
             "version": self.version,
             "ready_seconds": self.ready_seconds,
             "static_root": str(self.static_root) if self.static_root else None,
@@ -382,6 +442,10 @@ async def _listen(host: str, port: int) -> list[trio.SocketListener]:
 
 def _hints_url(config: RelayConfig, port: int) -> str | None:
     """Where the dataset's relay hints point: the configured URL, or this relay when asked to."""
+    public = config.public_http_url(port)
+    if config.hints_follow_url and config.dataset_relay_url is None and public is not None:
+        # Browsers on other machines reach the relay at its public URL: the hints name that.
+        return "ws" + public.removeprefix("http")
     if config.hints_follow_url and config.dataset_relay_url is None and config.host not in ("0.0.0.0", "::"):
         # Relay hints and kind-10002 r tags name this very relay, so a client stays here.
         return f"ws://{_netloc(config.host, port)}/"
