@@ -184,6 +184,36 @@ def test_a_plateau_passes_a_rising_heap_after_warm_up_does_not_count_the_warm_up
     assert plateau.detail.endswith("after 300 s warm-up")
 
 
+def bump_heap_series(cost_per_event: Fn, hours: float = 1.0) -> tuple[list[Sample], list[dict[str, Any]]]:
+    """A heap that never frees (heapInuse = totalAlloc, the seed's bump allocator): the client is
+    delivered 8 events/s while browsing (none while idle) and each costs ``cost_per_event(t)`` bytes."""
+    samples, events = soak_series(hours=hours)
+    heap, delivered, out = 2_000_000.0, 0, []
+    for prev, s in zip([None, *samples], samples, strict=False):
+        if prev is not None and not 420 <= s.t % 600 < 600:
+            n = 8 * round(s.t - prev.t)
+            delivered += n
+            heap += n * cost_per_event(s.t)
+        figures = {**s.figures, "heapInuse": heap, "totalAlloc": heap, "relay_events_sent": delivered}
+        out.append(Sample(s.t, figures))
+    return out, events
+
+
+def test_a_heap_that_never_frees_is_judged_on_its_cost_per_event_not_its_level() -> None:
+    """1 KB per event for an hour: the heap climbs ~4x after warm-up yet the work costs the same."""
+    steady = verdicts(*bump_heap_series(lambda t: 1000.0))
+    plateau = steady["soak_heap_plateau"]
+    assert (plateau.measured, plateau.verdict) == (1.0, Verdict.PASS)
+    assert "the heap never frees" in plateau.detail and "1,000 B allocated per event" in plateau.detail
+    # the level still counts against the restart budget: ~5.6 KB/s on average is past 3,728 B/s
+    trend_ = steady["soak_heap_trend"]
+    assert trend_.verdict == Verdict.FAIL
+    assert "restart threshold in" in trend_.detail
+    # a leak that makes every event cost more as the session goes on (1 KB + 1 B per second)
+    growing = verdicts(*bump_heap_series(lambda t: 1000.0 + t))["soak_heap_plateau"]
+    assert growing.verdict == Verdict.FAIL and growing.measured > 2.0
+
+
 def test_a_growing_dom_handle_table_fails_its_trend_in_handles_per_hour() -> None:
     res = verdicts(*soak_series(dom=lambda t: 300 + t / 6))  # 600 handles/h
     dom = res["soak_dom_trend"]

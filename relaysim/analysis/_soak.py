@@ -37,7 +37,10 @@ part of the timeline where its question has an answer:
   10 hours (300 handles/h). Set a tolerance to 0 for the strict "no increasing trend at all".
 * **Plateau** (``soak_heap_plateau``): per segment, after a warm-up (default the seed's 5 minutes),
   the median heapInuse of the last quarter of the segment's time against the first quarter's;
-  the worst ratio last / first must stay within a limit (default 1.10: at most 10 % growth).
+  the worst ratio last / first must stay within a limit (default 1.10: at most 10 % growth). A heap
+  that never frees (the seed's bump allocator: heapInuse steps exactly with totalAlloc) cannot
+  plateau -- it grows with any work -- so there the plateau compares what the work costs: bytes
+  allocated per event delivered to the client, last quarter against first (:class:`Plateau`).
 * **Restarts** (``soak_restarts_per_hour``): a restart is a heapInuse drop of more than
   ``drop_fraction`` between consecutive samples, a ``restart`` event, or a rise of the page's
   restart counter (figure ``app_restarts``, from ``__relaysim_app_state().restarts``); what it
@@ -56,7 +59,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from relaysim.analysis._assertions import IDLE_RATE
@@ -76,6 +79,7 @@ from relaysim.analysis._verdict import (
 
 __all__ = [
     "APP_RESTARTS",
+    "EVENTS_DELIVERED",
     "SOAK_ASSERTION_NAMES",
     "SOAK_HEAP_CEILING",
     "AllocRate",
@@ -114,6 +118,8 @@ SOAK_ASSERTION_NAMES: tuple[str, ...] = (
 )
 
 MiB = 1024 * 1024
+RESTART_HEAP_BYTES = 128 * MiB
+"""The seed's proactive-restart threshold (heapInuse > 128 MB)."""
 TREND_MAX_POINTS = 1000
 """Trend statistics thin a segment to this many evenly spaced samples: Theil--Sen's pairwise slopes
 take O(n^2) memory (10 h at 10 s = 3,600 samples = 6.5 M pairs, ~200 MB), and 1,000 points
@@ -455,15 +461,26 @@ def idle_alloc_rate(
 
 @dataclass(frozen=True, slots=True)
 class Plateau:
-    """heapInuse medians of the first and last quarter (by time) of a segment after warm-up.
+    """Where a segment's heap stands in the first and the last quarter (by time) after warm-up.
 
-    ``ratio`` = last / first: 1.05 means the heap ended 5 % above where it started.
+    ``basis`` says what ``first`` and ``last`` are:
+
+    * ``"heap_median"``: the median heapInuse of the quarter (bytes). A heap that frees settles once
+      its caches are full; ``ratio`` = last / first, 1.05 meaning it ended 5 % above where it began.
+    * ``"bytes_per_event"``: bytes allocated per event the relay delivered to the client in that
+      quarter. Used when the heap never frees (every heapInuse step equals the totalAlloc step: the
+      seed's ``gc_leaking`` bump allocator), because then heapInuse *is* the allocation counter and
+      grows with any work, leak or not: its level never plateaus. What stays flat in a sound app is
+      the cost of the work -- bytes per event handled -- and what a leak raises is that cost (a map
+      walked on every event, a handle kept per render). Per event, not per second: the browsing
+      mix and the live traffic of a quarter vary by several times, the cost per event by ~20 %.
     """
 
     start_t: float
     end_t: float
-    first_median: float
-    last_median: float
+    basis: str
+    first: float
+    last: float
     first_n: int
     last_n: int
     ratio: float
@@ -495,21 +512,70 @@ def _thin(samples: Sequence[Sample], n: int) -> Sequence[Sample]:
     return [samples[round(i * step)] for i in range(n)]
 
 
-def _plateau(samples: Sequence[Sample], start_t: float, warmup_s: float) -> Plateau | None:
-    late = [s for s in samples if s.t >= start_t + warmup_s]
-    pts = [(s.t, float(v)) for s in late if (v := s.get(HEAP_INUSE)) is not None]
-    if len(pts) < 4:
-        return None
+EVENTS_DELIVERED = "relay_events_sent"
+"""Sample figure: events the relay has sent this client so far (cumulative; the soak recorder's)."""
+
+
+def _never_frees(samples: Sequence[Sample]) -> bool:
+    """True when heapInuse moves exactly with totalAlloc between every pair of readings (3 or more)."""
+    pairs = [
+        (h, a) for s in samples
+        if (h := s.get(HEAP_INUSE)) is not None and (a := s.get(TOTAL_ALLOC)) is not None
+    ]
+    steps = [(h1 - h0, a1 - a0) for (h0, a0), (h1, a1) in itertools.pairwise(pairs)]
+    return len(steps) >= 3 and any(dh > 0 for dh, _ in steps) and all(dh == da for dh, da in steps)
+
+
+Reading = tuple[float, tuple[float, ...]]
+"""(t, figures) of one sample, as the plateau reads them."""
+
+
+def _quarters(pts: Sequence[Reading]) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
     t0, t1 = pts[0][0], pts[-1][0]
     quarter = (t1 - t0) / 4
-    first = [v for t, v in pts if t <= t0 + quarter]
-    last = [v for t, v in pts if t >= t1 - quarter]
+    return [v for t, v in pts if t <= t0 + quarter], [v for t, v in pts if t >= t1 - quarter]
+
+
+def _plateau(samples: Sequence[Sample], start_t: float, warmup_s: float) -> Plateau | None:
+    late = [s for s in samples if s.t >= start_t + warmup_s]
+    if _never_frees(late):
+        per_event = _cost_per_event(late)
+        if per_event is not None:
+            return per_event
+    pts: list[Reading] = [(s.t, (float(v),)) for s in late if (v := s.get(HEAP_INUSE)) is not None]
+    if len(pts) < 4:
+        return None
+    first, last = _quarters(pts)
     if len(first) < 2 or len(last) < 2:
         return None
-    m0, m1 = statistics.median(first), statistics.median(last)
+    m0, m1 = statistics.median(v[0] for v in first), statistics.median(v[0] for v in last)
     if m0 <= 0:
         return None
-    return Plateau(t0, t1, m0, m1, len(first), len(last), m1 / m0)
+    return Plateau(pts[0][0], pts[-1][0], "heap_median", m0, m1, len(first), len(last), m1 / m0)
+
+
+def _cost_per_event(late: Sequence[Sample]) -> Plateau | None:
+    """Bytes allocated per event delivered, first quarter against last; None without event counts
+    or when a quarter delivered nothing (then the heap's own level is judged instead)."""
+    pts: list[Reading] = [
+        (s.t, (float(h), float(e))) for s in late
+        if (h := s.get(HEAP_INUSE)) is not None and (e := s.get(EVENTS_DELIVERED)) is not None
+    ]
+    if len(pts) < 4:
+        return None
+    first, last = _quarters(pts)
+    if len(first) < 2 or len(last) < 2:
+        return None
+    costs = []
+    for part in (first, last):
+        grown, delivered = part[-1][0] - part[0][0], part[-1][1] - part[0][1]
+        if delivered <= 0:
+            return None
+        costs.append(grown / delivered)
+    c0, c1 = costs
+    if c0 <= 0:
+        return None
+    return Plateau(pts[0][0], pts[-1][0], "bytes_per_event", c0, c1, len(first), len(last), c1 / c0)
 
 
 def segments(
@@ -683,7 +749,13 @@ def _judge_trend(
 
 def judge_heap_trend(analysis: SoakAnalysis, tolerance_bps: float = 128 * MiB / 36000) -> AssertionResult:
     """``soak_heap_trend``: the steepest increasing (Mann--Kendall) heapInuse segment's slope <= tolerance."""
-    return _judge_trend(analysis, "soak_heap_trend", "heapInuse", tolerance_bps, "B/s", 1.0, "heap")
+    result = _judge_trend(analysis, "soak_heap_trend", "heapInuse", tolerance_bps, "B/s", 1.0, "heap")
+    if result.measured:
+        # the figure a person weighs against the seed's "a restart every 10+ hours"
+        hours = RESTART_HEAP_BYTES / result.measured / 3600
+        reach = f"the {RESTART_HEAP_BYTES // MiB} MiB restart threshold in {hours:,.1f} h"
+        result = replace(result, detail=f"{result.detail}; at this slope the heap grows by {reach}")
+    return result
 
 
 def judge_dom_trend(analysis: SoakAnalysis, tolerance_per_h: float = 300.0) -> AssertionResult:
@@ -705,11 +777,19 @@ def judge_heap_plateau(analysis: SoakAnalysis, ratio_max: float = 1.10) -> Asser
     seg = max(judged, key=lambda s: s.plateau.ratio)  # type: ignore[union-attr]
     p = seg.plateau
     assert p is not None
-    detail = (
-        f"segment {seg.index} of {len(analysis.segments)}: median heapInuse {p.first_median / MiB:,.2f} MiB "
-        f"(first quarter, {p.first_n} samples) -> {p.last_median / MiB:,.2f} MiB (last quarter, "
-        f"{p.last_n} samples) after {analysis.warmup_s:g} s warm-up"
-    )
+    where = f"segment {seg.index} of {len(analysis.segments)}"
+    if p.basis == "bytes_per_event":
+        detail = (
+            f"{where}: the heap never frees (heapInuse = totalAlloc), so the cost of the work is judged: "
+            f"{p.first:,.0f} B allocated per event delivered (first quarter) -> {p.last:,.0f} B (last "
+            f"quarter) after {analysis.warmup_s:g} s warm-up"
+        )
+    else:
+        detail = (
+            f"{where}: median heapInuse {p.first / MiB:,.2f} MiB (first quarter, {p.first_n} samples) "
+            f"-> {p.last / MiB:,.2f} MiB (last quarter, {p.last_n} samples) after {analysis.warmup_s:g} s "
+            "warm-up"
+        )
     return _result("soak_heap_plateau", ratio_max, round(p.ratio, 4), "x first quarter", detail, "<=")
 
 
