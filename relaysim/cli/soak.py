@@ -16,8 +16,13 @@ from typing import Any
 
 from relaysim.errors import UsageError
 
-DEFAULT_TRAFFIC = "notes=2/s,reactions=10/s,replies=1/s,reposts=0.5/s,zaps=0.1/s,profiles=1/m"
-"""docs/traffic.md's default mix."""
+DEFAULT_TRAFFIC = "notes=4/m,replies=1/m,reactions=4/m,reposts=1/m,zaps=6/h,profiles=2/h"
+"""One person's feed and notifications: a few notes a minute from the people they follow, now and
+then a reply, reaction or repost aimed at them, a zap every ten minutes. A soak asks whether a client
+can stay open for a person's day, so its default load is one person's. ``relaysim serve``'s default
+(docs/traffic.md: 13.6 events/s relay-wide, ~3.5/s into one viewer's feed and notifications) is a
+stress mix: at ~1 KB per event the seed's bump-allocated heap would reach the 128 MB restart
+threshold every ~4 h from the live events alone; pass it with ``--traffic`` to soak under stress."""
 
 
 def register(subparsers: Any) -> None:
