@@ -79,7 +79,7 @@ def test_bad_adapter_files_name_the_problem(tmp_path):
     assert str(info.value) == "a.toml: actions.go: unknown key 'clik'"
     with pytest.raises(AdapterError) as info:
         parse_adapter({"name": "x", "actions": {"go": {"settle": 1}}}, "a.toml")
-    assert str(info.value) == "a.toml: actions.go needs one of js, click, wait_for, wait_js"
+    assert str(info.value) == "a.toml: actions.go needs one of js, click, type, wait_for, wait_js"
     with pytest.raises(AdapterError) as info:
         load_adapter(tmp_path / "none.toml")
     assert str(info.value) == f"adapter file not found: {tmp_path / 'none.toml'}"

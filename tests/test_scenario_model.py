@@ -40,9 +40,12 @@ def test_step_kinds() -> None:
         "action",
         "assert",
         "back",
+        "click",
         "close_all",
         "feed",
+        "js",
         "measure_idle",
+        "navigate",
         "notifications",
         "open",
         "open_profile",
@@ -51,6 +54,7 @@ def test_step_kinds() -> None:
         "sample",
         "scroll",
         "traffic",
+        "type",
         "wait",
     )
 

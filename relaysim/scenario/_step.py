@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from relaysim.scenario._args import ArgType
+from relaysim.scenario.adapters import Action
 
 __all__ = [
     "STEP_CLASSES",
@@ -92,11 +93,15 @@ def arguments(cls: type[Step]) -> tuple[ArgSpec, ...]:
 class StepContext(Protocol):
     """What a step may ask of the runner (implemented by :class:`relaysim.scenario.runner.ScenarioRunner`).
 
-    Navigation goes through :meth:`act` then :meth:`arrived` (so a thread left is observed); sampling
+    Navigation goes through :meth:`act` then :meth:`arrived` (so a thread left is observed); a plain
+    page's ``click``/``type``/``js`` through :meth:`perform` (an action built by the step, not the
+    adapter's) and a URL or hash through :meth:`navigate`; sampling
     through :meth:`sample` and :meth:`run_for`; the harness's own work through the rest.
     """
 
     def act(self, action: str, arg: Any = None) -> None: ...
+    def perform(self, action: Action, arg: Any = None) -> Any: ...
+    def navigate(self, to: str) -> str: ...
     def supports(self, action: str) -> bool: ...
     def arrived(self, page: str) -> None: ...
     def open_thread(self, k: int | str) -> None: ...

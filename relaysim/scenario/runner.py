@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from relaysim import analysis as an
 from relaysim.analysis import Sample, ThreadClose
@@ -48,7 +49,8 @@ from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
 from relaysim.scenario._step import walk
 from relaysim.scenario._visits import BrowsingObserver, re_spent_sites
-from relaysim.scenario.adapters import Adapter
+from relaysim.scenario.adapters import Action as PageAction
+from relaysim.scenario.adapters import Adapter, perform_action
 from relaysim.scenario.model import Scenario
 from relaysim.scenario.steps import Assert, CycleMark, expand
 
@@ -225,6 +227,23 @@ class ScenarioRunner:
 
     def act(self, action: str, arg: Any = None) -> None:
         self.adapter.perform(self.session.driver, action, arg)
+
+    def perform(self, action: PageAction, arg: Any = None) -> Any:
+        return perform_action(self.session.driver, action, arg)
+
+    def navigate(self, to: str) -> str:
+        """A ``#hash`` set in place; any other URL (relative to the page shown) loaded as a new document,
+        then the adapter's ready check and a fresh start for the page's probes (as after the first load)."""
+        driver = self.session.driver
+        if to.startswith("#"):
+            driver.execute_script("location.hash = arguments[0]", to)
+            return f"hash {to}"
+        url = urljoin(driver.current_url, to)
+        driver.get(url)
+        self.adapter.wait_ready(driver)
+        driver.execute_script("window.__moxie_instrument = true")
+        self.sampler.page_loaded()
+        return f"loaded {url}"
 
     def supports(self, action: str) -> bool:
         return self.adapter.supports(action)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from relaysim.scenario._args import (
     AssertionNames,
@@ -27,6 +28,7 @@ from relaysim.scenario._args import (
     TrafficKind,
 )
 from relaysim.scenario._step import BadStep, PageView, Step, StepContext, arg, step_type
+from relaysim.scenario.adapters import Action as PageAction
 
 __all__ = [
     "PAGES",
@@ -34,10 +36,13 @@ __all__ = [
     "Action",
     "Assert",
     "Back",
+    "Click",
     "CloseAll",
     "CycleMark",
     "Feed",
+    "Js",
     "MeasureIdle",
+    "Navigate",
     "Notifications",
     "Open",
     "OpenProfile",
@@ -46,6 +51,7 @@ __all__ = [
     "SampleInterval",
     "Scroll",
     "Traffic",
+    "Type",
     "Wait",
     "expand",
 ]
@@ -283,6 +289,126 @@ class Action(Step):
             ctx.arrived(self.page)
         ctx.sample(self.KIND)
         return f"action {self.name}"
+
+
+# -- a plain page, no adapter ------------------------------------------------------------------------
+#
+# click, type, navigate and js act on the page directly (CSS selectors, URLs, scripts written in the
+# scenario file), so a page relaysim knows nothing about needs no adapter. Each builds an adapter
+# action on the spot (relaysim.scenario.adapters.Action) and samples afterwards. Explore does not
+# generate them: only the file's author knows the page's selectors.
+
+_WAIT_FOR_DOC = "a CSS selector that must appear afterwards"
+_TIMEOUT_DOC = "seconds to find the element and for wait_for / wait_js"
+
+
+def _page_action(step: Step, **how: object) -> PageAction:
+    where = f"{step.KIND} (line {step.line})" if step.line else step.KIND
+    return PageAction(name=where, **how)  # type: ignore[arg-type]
+
+
+@step_type
+@dataclass(frozen=True, kw_only=True)
+class Click(Step):
+    """Click the element ``selector`` finds (the ``index``-th match, scrolled into view first), for a
+    page with no adapter; with ``wait_for``, wait until that selector appears."""
+
+    KIND: ClassVar[str] = "click"
+    selector: str = arg(Text(), doc="CSS selector of the element")
+    index: int = arg(IntRange(0), 0, "which match (0 = first)")
+    wait_for: str | None = arg(Text(), None, _WAIT_FOR_DOC)
+    timeout: float = arg(FloatRange(0, strict=True), 15.0, _TIMEOUT_DOC)
+
+    def run(self, ctx: StepContext) -> str | None:
+        ctx.perform(
+            _page_action(
+                self, click=self.selector, index=str(self.index), wait_for=self.wait_for, timeout=self.timeout
+            )
+        )
+        ctx.sample(self.KIND)
+        return f"clicked {self.selector!r}" + (f" #{self.index}" if self.index else "")
+
+
+@step_type
+@dataclass(frozen=True, kw_only=True)
+class Type(Step):
+    """Type ``text`` into the element ``selector`` finds (clicked first, as a person focuses a field),
+    key by key; ``submit`` presses Enter afterwards."""
+
+    KIND: ClassVar[str] = "type"
+    selector: str = arg(Text(), doc="CSS selector of the field")
+    text: str = arg(Text(nonempty=False), doc="what to type")
+    submit: bool = arg(Flag(), False, "press Enter afterwards")
+    index: int = arg(IntRange(0), 0, "which match (0 = first)")
+    wait_for: str | None = arg(Text(), None, _WAIT_FOR_DOC)
+    timeout: float = arg(FloatRange(0, strict=True), 15.0, _TIMEOUT_DOC)
+
+    def run(self, ctx: StepContext) -> str | None:
+        ctx.perform(
+            _page_action(
+                self,
+                click=self.selector,
+                index=str(self.index),
+                type=self.text,
+                submit=self.submit,
+                wait_for=self.wait_for,
+                timeout=self.timeout,
+            )
+        )
+        ctx.sample(self.KIND)
+        return f"typed {len(self.text)} characters into {self.selector!r}"
+
+
+@step_type
+@dataclass(frozen=True, kw_only=True)
+class Navigate(Step):
+    """Go to ``to``: a ``#hash`` changes the location's hash in place (a single-page app's router, no
+    reload); a URL, absolute or relative to the page shown, loads a new document and waits until the
+    app is ready again."""
+
+    KIND: ClassVar[str] = "navigate"
+    to: str = arg(Text(), doc="a URL (http(s), or relative) or a #hash")
+    wait_for: str | None = arg(Text(), None, _WAIT_FOR_DOC)
+    timeout: float = arg(FloatRange(0, strict=True), 15.0, "seconds for wait_for")
+
+    def validate(self, given: frozenset[str], nested: bool) -> None:
+        scheme = urlsplit(self.to.strip()).scheme
+        if scheme not in ("", "http", "https"):
+            raise BadStep(
+                f"navigate.to must be an http(s) URL, a relative URL or a #hash, got {self.to!r}", "to"
+            )
+
+    def run(self, ctx: StepContext) -> str | None:
+        detail = ctx.navigate(self.to.strip())
+        if self.wait_for:
+            ctx.perform(_page_action(self, wait_for=self.wait_for, timeout=self.timeout))
+        ctx.sample(self.KIND)
+        return detail
+
+
+@step_type
+@dataclass(frozen=True, kw_only=True)
+class Js(Step):
+    """Run ``script`` in the page (WebDriver ``execute_script``: it may ``return`` a value or a Promise,
+    which is awaited); with ``wait_js``, poll that script until it returns something truthy."""
+
+    KIND: ClassVar[str] = "js"
+    script: str = arg(Text(), doc="JavaScript run in the page")
+    wait_js: str | None = arg(Text(), None, "a script polled until it returns something truthy")
+    wait_for: str | None = arg(Text(), None, _WAIT_FOR_DOC)
+    timeout: float = arg(FloatRange(0, strict=True), 15.0, "seconds for wait_for / wait_js")
+
+    def run(self, ctx: StepContext) -> str | None:
+        value = ctx.perform(
+            _page_action(
+                self, js=self.script, wait_js=self.wait_js, wait_for=self.wait_for, timeout=self.timeout
+            )
+        )
+        ctx.sample(self.KIND)
+        if value is None:
+            return None
+        shown = repr(value)
+        return "returned " + (shown if len(shown) <= 80 else shown[:77] + "...")
 
 
 # -- the harness's own -------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ An adapter file::
     wait_for = "[data-testid='page-notifications']"  # CSS selector that must appear afterwards
 
 Each action may have ``js``, ``click`` (with optional ``index``: which match, ``{arg}`` allowed),
-``wait_for`` and ``wait_js``; they run in that order. The step's argument is ``arguments[0]`` in ``js``
-and ``wait_js`` and ``{arg}`` in selectors. ``settle`` (seconds) waits a fixed time afterwards.
+``type`` (text typed into the clicked element, or the focused one without ``click``; ``submit`` then
+presses Enter), ``wait_for`` and ``wait_js``; they run in that order. The step's argument is
+``arguments[0]`` in ``js`` and ``wait_js`` and ``{arg}`` in selectors and ``type``. ``settle`` (seconds)
+waits a fixed time afterwards. :func:`perform_action` does one action; the scenario steps ``click``,
+``type`` and ``js`` build an :class:`Action` on the spot, so a plain page needs no adapter file.
 
 The adapter layer is the only place that knows an app's DOM; the runner never does.
 """
@@ -35,10 +38,12 @@ from typing import Any
 from relaysim.errors import UsageError
 from relaysim.resources import builtin_adapter_path
 
-__all__ = ["BUILTIN", "Action", "Adapter", "AdapterError", "load_adapter"]
+__all__ = ["BUILTIN", "Action", "Adapter", "AdapterError", "load_adapter", "perform_action"]
 
 BUILTIN = builtin_adapter_path()
-_ACTION_KEYS = {"js", "click", "index", "wait_for", "wait_js", "timeout", "settle", "description"}
+_ACTION_KEYS = {
+    "js", "click", "index", "type", "submit", "wait_for", "wait_js", "timeout", "settle", "description"
+}
 
 
 class AdapterError(UsageError):
@@ -53,6 +58,8 @@ class Action:
     js: str | None = None
     click: str | None = None
     index: str | None = None
+    type: str | None = None
+    submit: bool = False
     wait_for: str | None = None
     wait_js: str | None = None
     timeout: float = 15.0
@@ -78,7 +85,11 @@ class Adapter:
     def wait_ready(self, driver: Any) -> None:
         """Poll the ``ready`` script until it returns a truthy value (AdapterError on timeout)."""
         if self.ready:
-            why = f"app not ready after {self.ready_timeout:g} s"
+            waited = " ".join(self.ready.split())
+            if waited.startswith("return "):
+                waited = waited[len("return "):]
+            where = self.source or f"adapter {self.name!r}"
+            why = f"app not ready after {self.ready_timeout:g} s: waited for {waited} to be true ({where})"
             _poll(driver, self.ready, None, self.ready_timeout, why)
 
     def perform(self, driver: Any, action: str, arg: Any = None) -> Any:
@@ -87,41 +98,65 @@ class Adapter:
         if spec is None:
             known = ", ".join(sorted(self.actions)) or "none"
             raise AdapterError(f"adapter {self.name!r} has no action {action!r} (it has: {known})")
-        result = None
-        if spec.js:
-            result = driver.execute_script(spec.js, arg)
-        if spec.click:
-            _click(driver, spec, arg)
-        if spec.wait_for:
-            selector = _fill(spec.wait_for, arg)
-            script = "return document.querySelector(arguments[0]) !== null"
-            _poll(driver, script, selector, spec.timeout, f"{action}: {selector!r} did not appear")
-        if spec.wait_js:
-            _poll(driver, spec.wait_js, arg, spec.timeout, f"{action}: wait_js stayed false")
-        if spec.settle:
-            time.sleep(spec.settle)
-        return result
+        return perform_action(driver, spec, arg)
+
+
+def perform_action(driver: Any, spec: Action, arg: Any = None) -> Any:
+    """Do one action in the page (js, click, type, wait_for, wait_js, settle, in that order); returns
+    what its ``js`` returned (or None). AdapterError names what did not happen in time."""
+    result = None
+    if spec.js:
+        result = driver.execute_script(spec.js, arg)
+    element = _click(driver, spec, arg) if spec.click else None
+    if spec.type is not None:
+        _type(driver, element, _fill(spec.type, arg), spec.submit)
+    if spec.wait_for:
+        selector = _fill(spec.wait_for, arg)
+        script = "return document.querySelector(arguments[0]) !== null"
+        _poll(driver, script, selector, spec.timeout, f"{spec.name}: {selector!r} did not appear")
+    if spec.wait_js:
+        _poll(driver, spec.wait_js, arg, spec.timeout, f"{spec.name}: wait_js stayed false")
+    if spec.settle:
+        time.sleep(spec.settle)
+    return result
 
 
 def _fill(template: str, arg: Any) -> str:
     return template.replace("{arg}", "" if arg is None else str(arg))
 
 
-def _click(driver: Any, spec: Action, arg: Any) -> None:
+def _click(driver: Any, spec: Action, arg: Any) -> Any:
+    """Click the ``index``-th match of ``click`` (waiting up to ``timeout`` for it); the element."""
+    from selenium.common.exceptions import InvalidSelectorException
     from selenium.webdriver.common.by import By
 
     selector = _fill(spec.click or "", arg)
     deadline = time.monotonic() + spec.timeout
     index = int(_fill(spec.index, arg)) if spec.index else 0
     while True:
-        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+        except InvalidSelectorException:
+            raise AdapterError(f"{spec.name}: {selector!r} is not a valid CSS selector") from None
         if len(found) > index:
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
                                   found[index])
-            return
+            return found[index]
         if time.monotonic() > deadline:
             raise AdapterError(f"{spec.name}: no element #{index} for {selector!r} ({len(found)} found)")
         time.sleep(0.05)
+
+
+def _type(driver: Any, element: Any, text: str, submit: bool) -> None:
+    """Key presses into ``element`` (the focused element when None), as a person types them."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    keys = text + (Keys.ENTER if submit else "")
+    if element is not None:
+        element.send_keys(keys)
+    else:
+        ActionChains(driver).send_keys(keys).perform()
 
 
 def _poll(driver: Any, script: str, arg: Any, timeout: float, message: str) -> None:
@@ -147,14 +182,18 @@ def parse_adapter(data: dict[str, Any], source: str = "<adapter>") -> Adapter:
         unknown = set(spec) - _ACTION_KEYS
         if unknown:
             raise AdapterError(f"{source}: actions.{action_name}: unknown key {sorted(unknown)[0]!r}")
-        if not any(spec.get(k) for k in ("js", "click", "wait_for", "wait_js")):
-            raise AdapterError(f"{source}: actions.{action_name} needs one of js, click, wait_for, wait_js")
+        if not any(spec.get(k) for k in ("js", "click", "type", "wait_for", "wait_js")):
+            raise AdapterError(
+                f"{source}: actions.{action_name} needs one of js, click, type, wait_for, wait_js"
+            )
         index = spec.get("index")
         actions[action_name] = Action(
             name=action_name,
             js=spec.get("js"),
             click=spec.get("click"),
             index=None if index is None else str(index),
+            type=None if spec.get("type") is None else str(spec["type"]),
+            submit=bool(spec.get("submit", False)),
             wait_for=spec.get("wait_for"),
             wait_js=spec.get("wait_js"),
             timeout=float(spec.get("timeout", 15.0)),
