@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
+from relaysim.relay.faults import FaultSpec, parse_faults
 from relaysim.relay.limits import Limits
 from relaysim.relay.loading import is_jsonl, parse_traffic
 from relaysim.relay.websocket import ConnectionSettings
@@ -49,6 +50,9 @@ class RelayConfig:
     ``http(s)://HOST[:PORT]/``: the app's page and its websocket are opened there (see
     :meth:`public_http_url`); ``host`` must then be an address those machines can reach (``0.0.0.0``,
     or this machine's address). The ``/control`` endpoints answer loopback peers only, whatever the bind.
+    ``faults`` (``"drop=0.01,delay=50ms,disconnect-every=60s"`` or a
+    :class:`~relaysim.relay.faults.FaultSpec`) injects network faults, every draw seeded with
+    ``faults_seed`` (docs/relay.md, "Faults").
     """
 
     dataset: str | Path | None = None
@@ -66,6 +70,8 @@ class RelayConfig:
     dataset_relay_url: str | None = None
     hints_follow_url: bool = False
     public_url: str | None = None
+    faults: str | FaultSpec | None = None
+    faults_seed: int | str = 1
 
     def __post_init__(self) -> None:
         # A frozen value must not share a caller's list: keep a tuple of the events.
@@ -80,6 +86,9 @@ class RelayConfig:
             raise UsageError(f"--static {self.static}: not a directory")
         if isinstance(self.traffic_seed, bool) or not isinstance(self.traffic_seed, int | str):
             raise UsageError(f"--traffic-seed must be an integer or a string, got {self.traffic_seed!r}")
+        if isinstance(self.faults_seed, bool) or not isinstance(self.faults_seed, int | str):
+            raise UsageError(f"--faults-seed must be an integer or a string, got {self.faults_seed!r}")
+        _ = self.fault_spec  # a bad --faults fails here, naming the item it does not understand
         parse_traffic(self.traffic)  # a bad --traffic fails here, naming the item it does not understand
         if self.traffic is not None and (self.dataset is None or is_jsonl(self.dataset)):
             what = "an empty relay" if self.dataset is None else "a JSONL file"
@@ -92,6 +101,11 @@ class RelayConfig:
         if self.public_url is None:
             return None
         return check_public_url(self.public_url, port)
+
+    @property
+    def fault_spec(self) -> FaultSpec:
+        """The faults to inject from the start (none by default)."""
+        return self.faults if isinstance(self.faults, FaultSpec) else parse_faults(self.faults)
 
     @property
     def rates(self) -> Rates:

@@ -11,6 +11,7 @@ application/nostr+json``               answers the preflight)
 ``POST /control/reset``                back to the dataset: subscriptions CLOSED, store, traffic, counters
 ``POST /control/traffic/pause|resume`` pause or resume the traffic generator
 ``POST /control/traffic/burst?kind=notes&n=10``   publish n extra events now
+``POST /control/faults?spec=drop=0.01&seed=N``    switch the injected faults (``spec=off``: none)
 anything else (GET/HEAD)               the web app under test (``resolve_static``)
 =====================================  =========================================================
 
@@ -89,6 +90,7 @@ class RelayEndpoints(Protocol):
     def close_subscriptions(self, conn: int | str = "all", *, reason: str | None = None) -> int: ...
     async def reset(self) -> ResetAnswer: ...
     def static_response(self, target: str) -> HttpResponse: ...
+    def set_faults(self, spec: str, seed: int | str | None = None) -> dict[str, Any]: ...
     def count_error(self) -> None: ...
 
 
@@ -209,6 +211,11 @@ async def _control(relay: RelayEndpoints, path: str, params: dict[str, str]) -> 
         reason = params.get("reason") or None
         closed = relay.close_subscriptions(conn, reason=reason)
         return json_response(200, {"closed": closed})
+    if path == "/control/faults":
+        spec = params.get("spec")
+        if spec is None:
+            raise BadRequest("spec is required: --faults text such as spec=drop=0.01,delay=50ms, or spec=off")
+        return json_response(200, relay.set_faults(spec, params.get("seed") or None))
     if path.startswith("/control/traffic/"):
         control = relay.traffic
         if control is None:

@@ -39,6 +39,8 @@ from relaysim.nostr.event import Event
 from relaysim.relay import metrics
 from relaysim.relay.config import RelayConfig
 from relaysim.relay.core import RelayCore
+from relaysim.relay.faults import Faults, parse_faults
+from relaysim.relay.faults_io import FaultControl, send_refusal, upgrade_client
 from relaysim.relay.http import HttpRequest, HttpResponse, serve_http, text_response
 from relaysim.relay.limits import Limits
 from relaysim.relay.loading import FreshStores, Served, load_served
@@ -184,6 +186,8 @@ class Relay:
         self._nursery: trio.Nursery | None = None
         self._reset_lock = trio.Lock()
         self._fresh_stores = FreshStores(served.events, config.max_events)
+        #: Injected faults (relay/faults.py); ``set_faults`` switches them while running.
+        self.faults = FaultControl(Faults(config.fault_spec, config.faults_seed, clock=self.core.clock))
         # Connection labels (SESSION_COOKIE): open connections by object, closed ones by id (bounded).
         self._open_labels: dict[WebSocketConnection, str] = {}
         self._closed_labels: dict[int, str] = {}
@@ -224,8 +228,13 @@ class Relay:
             host = str(peer[0])
             handshake = await serve_http(stream, host, self._handle_http)
             if handshake is not None:
+                client = upgrade_client(host, handshake[0])
+                if self.faults.refuse(client):
+                    await send_refusal(stream)  # refuse-reconnect: 503 to this upgrade
+                    return
                 conn = WebSocketConnection(
-                    stream, _netloc(host, peer[1]), self.core, self.config.settings, self._connections
+                    stream, _netloc(host, peer[1]), self.core, self.config.settings, self._connections,
+                    faults=self.faults.link(client),
                 )
                 label = session_label(handshake[0])
                 if label is not None:
@@ -350,6 +359,7 @@ class Relay:
             events_before = len(self.core.store)
             closed = self.close_subscriptions("all")
             self.core.reset(store)
+            self.faults.faults.reset()
             assert self._nursery is not None
             traffic = None
             if self.traffic is not None:
@@ -394,6 +404,7 @@ class Relay:
             **self.load_info,
         }
         stats["store"] = self.store.statistics()
+        stats["faults"] = self.faults.faults.statistics()
         stats["traffic"] = None
         if self.traffic is not None:
             stats["traffic"] = {
@@ -402,6 +413,14 @@ class Relay:
                 "error": self.traffic.error,
             }
         return stats
+
+    def set_faults(self, spec: str, seed: int | str | None = None) -> dict[str, Any]:
+        """Switch the injected faults now (``--faults`` text; ``off``: none); returns /stats ``faults``.
+
+        Live connections follow at once (a disconnect timer re-draws under the new spec). A bad
+        ``spec`` raises :class:`UsageError` naming the bad item and changes nothing."""
+        self.faults.switch(parse_faults(spec), seed)
+        return self.faults.faults.statistics()
 
     def metrics(self) -> bytes:
         """The Prometheus text exposition (this relay's own registry)."""

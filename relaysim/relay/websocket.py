@@ -40,6 +40,7 @@ from websockets.server import ServerProtocol
 
 from relaysim.nostr.messages import encode_notice
 from relaysim.relay.core import Delivery, Query, RelayCore, Session
+from relaysim.relay.faults_io import FaultLink
 from relaysim.relay.outbox import Outbox, OutboxFull, Outgoing
 
 __all__ = ["ConnectionSettings", "Connections", "WebSocketConnection"]
@@ -119,8 +120,10 @@ class WebSocketConnection:
         core: RelayCore,
         settings: ConnectionSettings,
         connections: Connections,
+        faults: FaultLink | None = None,
     ) -> None:
         self.stream = stream
+        self.faults = faults  # injected faults (relay/faults_io.py): None = a plain connection
         self.peer = peer
         self.core = core
         self.settings = settings
@@ -162,6 +165,8 @@ class WebSocketConnection:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._writer)
+                    if self.faults is not None:
+                        self.faults.start(nursery, self, self.stream, self.session.conn_id)
                     if trailing:
                         self._receive(trailing)
                     await self._reader()
@@ -221,11 +226,14 @@ class WebSocketConnection:
             await self._send_eof()
 
     async def _send_eof(self) -> None:
+        if self.faults is not None and self.faults.decisions is not None:
+            await self.faults.send_eof()  # after the frames the fault line still holds
+            return
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self.stream.send_eof()
 
     async def _writer(self) -> None:
-        proto, core, session = self.proto, self.core, self.session
+        proto, core, session, faults = self.proto, self.core, self.session, self.faults
         assert session is not None
         while True:
             items = await self.outbox.get_all()
@@ -235,17 +243,19 @@ class WebSocketConnection:
                     continue  # closed or replaced after this was queued: CLOSE wins
                 if proto.state is not State.OPEN:
                     break
-                for payload in item.payloads:
+                payloads = item.payloads if faults is None else faults.admit(item.payloads)
+                for payload in payloads:
                     proto.send_text(payload)
                 if item.events:
-                    core.record_sent(session, events=item.events, live=item.live, nbytes=0, sub=sub)
+                    events = item.events - (len(item.payloads) - len(payloads))  # less those withheld
+                    core.record_sent(session, events=events, live=item.live, nbytes=0, sub=sub)
             chunks = proto.data_to_send()
             if not chunks:
                 continue
             eof = chunks[-1] == b""
             data = b"".join(chunks)
             if data:
-                await self.stream.send_all(data)
+                await (self.stream.send_all(data) if faults is None else faults.send_all(data))
                 core.record_sent(session, events=0, live=False, nbytes=len(data))
             if eof:
                 await self._send_eof()
