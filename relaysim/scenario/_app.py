@@ -69,19 +69,11 @@ def resolve_app(spec: str) -> AppTarget:
     raise UsageError(f"--app {spec!r} is neither builtin, builtin?QUERY, an http(s) URL nor a directory")
 
 
-@contextlib.contextmanager
-def open_relay(
-    target: AppTarget, scenario: Scenario, relay_url: str | None, *, max_events: int | None = None
-) -> Iterator[Any]:
-    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay`, or an HTTP handle on ``relay_url``.
-
-    ``max_events`` caps the live events the local relay keeps (default: the relay's own cap)."""
-    if relay_url is not None:
-        from relaysim.browser.relay_http import RelayHttp
-
-        yield RelayHttp(relay_url)
-        return
-    from relaysim.relay import RelayConfig, SyncRelay
+def relay_config(target: AppTarget, scenario: Scenario, *, max_events: int | None = None) -> Any:
+    """The :class:`~relaysim.relay.RelayConfig` a run of ``scenario`` against ``target`` needs: its
+    dataset, its traffic (paused unless the scenario starts it; a generator whenever a step steers it),
+    the app's directory. ``max_events`` caps the live events kept (default: the relay's own cap)."""
+    from relaysim.relay import RelayConfig
 
     rates = scenario.traffic or next(
         (s.rates for s in scenario.walk() if isinstance(s, Traffic) and s.mode == "on" and s.rates), None
@@ -99,5 +91,21 @@ def open_relay(
     )
     if max_events is not None:
         config = dataclasses.replace(config, max_events=max_events)
-    with SyncRelay(config) as relay:
+    return config
+
+
+@contextlib.contextmanager
+def open_relay(
+    target: AppTarget, scenario: Scenario, relay_url: str | None, *, max_events: int | None = None
+) -> Iterator[Any]:
+    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay` (:func:`relay_config`), or an
+    HTTP handle on ``relay_url``."""
+    if relay_url is not None:
+        from relaysim.browser.relay_http import RelayHttp
+
+        yield RelayHttp(relay_url)
+        return
+    from relaysim.relay import SyncRelay
+
+    with SyncRelay(relay_config(target, scenario, max_events=max_events)) as relay:
         yield relay
