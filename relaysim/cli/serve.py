@@ -64,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=DEFAULT_MAX_EVENTS,
         help="cap the store: oldest events beyond the dataset are evicted (default %(default)s)",
     )
+    parser.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="inject network faults, e.g. drop=0.01,delay=50ms,jitter=20ms,disconnect-every=60s,"
+        "refuse-reconnect=2[,reset=1] (docs/relay.md, Faults)",
+    )
+    parser.add_argument(
+        "--faults-seed", default="1", metavar="SEED", help="seed of every fault draw (default: 1)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -78,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         traffic_seed=args.traffic_seed,
         traffic_paused=args.traffic_paused,
         max_events=args.max_events,
+        faults=args.faults,
+        faults_seed=args.faults_seed,
         # Hints name this relay when its address is fixed; port 0 keeps the default build.
         hints_follow_url=args.port != 0,
     )
@@ -103,13 +114,15 @@ async def serve(config: RelayConfig) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_relay(config) as relay:
             info = relay.load_info
+            faults = config.fault_spec.describe()
             print(f"relaysim: relay   {relay.url}", flush=True)
             print(f"relaysim: app     {relay.http_url}", flush=True)
             print(f"relaysim: stats   {relay.http_url}stats", flush=True)
             print(
                 f"relaysim: ready in {relay.ready_seconds:.2f} s: {info.get('events_stored', 0)} events "
                 f"from {info.get('dataset') or 'nothing (empty relay)'}"
-                + (f", traffic {config.traffic}" if config.traffic else ""),
+                + (f", traffic {config.traffic}" if config.traffic else "")
+                + (f", faults {faults} seed {config.faults_seed}" if faults else ""),
                 flush=True,
             )
             async for signum in signals:
