@@ -115,6 +115,7 @@ class BrowserSession:
         self.round_trips = 0
         self._profile_dir = profile_dir
         self._closed = False
+        self._kept: dict[str, Any] = {}
         inner: Callable[..., Any] = driver.execute
 
         def counting_execute(command: str, params: dict[str, Any] | None = None) -> Any:
@@ -159,10 +160,20 @@ class BrowserSession:
         value: dict[str, Any] = answer["value"]
         return value
 
+    def keep(self, key: str, opener: Callable[[], Any]) -> Any:
+        """A resource tied to this session (the browser-level DevTools connection): opened by ``opener``
+        on first use, the same object afterwards, its ``close()`` called when the session closes."""
+        if key not in self._kept:
+            self._kept[key] = opener()
+        return self._kept[key]
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        for kept in self._kept.values():
+            with contextlib.suppress(Exception):
+                kept.close()
         # The browser may already be gone; the profile must still be removed.
         with contextlib.suppress(Exception):
             self.driver.quit()
