@@ -26,7 +26,8 @@ Idle protocol (``_idle``):
   including its end reading (default 1);
   ``measure_idle(boundaries, probes=None, probe_cost=None, figure="totalAlloc", settle_s=None,
   subscriptions_open=None) -> IdleMeasurement | None`` (weakest = highest compensated rate;
-  ``.raw_rate``, ``.compensated_rate``, ``.rate``, ``.windows``, ``.weakest``, ``.window_s``).
+  ``.raw_rate``, ``.compensated_rate``, ``.rate``, ``.windows``, ``.weakest``, ``.window_s``,
+  ``.sites``); ``idle_sites(site_deltas, window_s) -> tuple[IdleSite(site, name, count, bytes, rate)]``.
 Trends (``_trend``):
   ``theil_sen(ts, vs, confidence=0.95) -> TheilSen(slope, intercept, low, high, confidence, n)|None``;
   ``mann_kendall(vs, alpha=0.05) -> MannKendall(trend, p, z, tau, s, test, n, alpha)|None``
@@ -62,6 +63,13 @@ Cycles and caches (``_cycles``):
   Assertions ``cycle_growth`` (< ``cycle_growth_bytes``, default 4096 B/cycle) and
   ``cache_entries_bounded`` (entries / limit <= ``cache_limit_factor``, default 2; groups without a
   declared limit use ``cache_default_limit``, default 10000).
+Comparing two runs (``_compare``): ``compare(base: Subject, new: Subject, tolerances=None) ->
+  Comparison(base, new, rows: tuple[FigureChange], notes)`` (``Incomparable(reasons)`` when the
+  scenario or dataset differ: ``identity_differences(base, new)``); ``Subject(identity: Identity(scenario,
+  dataset_name, dataset_spec_sha256, dataset_sha256, app_mode, app_url, relaysim), assertions, idle,
+  cycles, caches, thresholds)``; ``Change.REGRESSED|IMPROVED|SAME|NOT_COMPARED``; ``Tolerance(abs, rel)``
+  (declared on each ``Assertion.tolerance``), ``tolerance_for(name, overrides)``,
+  ``parse_tolerance("idle_rate=512,10%")``.
 Soak trend verdicts (``_soak``; pure, judged by ``judge_*`` into AssertionResult, not registered here):
   ``analyze_soak(samples, events, window_s=600, confidence=0.95, warmup_s=300, settle_s=30,
   drop_fraction=0.5, probe_bytes=0) -> SoakAnalysis(hours, samples, start_t, end_t, restarts:
@@ -75,6 +83,18 @@ Soak trend verdicts (``_soak``; pure, judged by ``judge_*`` into AssertionResult
 """
 
 from relaysim.analysis import _assertions  # noqa: F401  (registers the shipped assertions)
+from relaysim.analysis._compare import (
+    Change,
+    Comparison,
+    FigureChange,
+    Identity,
+    Incomparable,
+    Subject,
+    compare,
+    identity_differences,
+    parse_tolerance,
+    tolerance_for,
+)
 from relaysim.analysis._cycles import (
     CacheGroupSize,
     CachePeak,
@@ -88,9 +108,11 @@ from relaysim.analysis._cycles import (
 )
 from relaysim.analysis._idle import (
     IdleMeasurement,
+    IdleSite,
     ProbeCost,
     WindowRate,
     compensated_rate,
+    idle_sites,
     idle_windows,
     measure_idle,
     measure_probe_cost,
@@ -158,6 +180,7 @@ from relaysim.analysis._verdict import (
     Threshold,
     ThresholdError,
     Thresholds,
+    Tolerance,
     Verdict,
     assertion_names,
     evaluate,
@@ -197,6 +220,7 @@ __all__ = [
     "DomHandles",
     "Evidence",
     "IdleMeasurement",
+    "IdleSite",
     "MannKendall",
     "Measured",
     "NotMeasured",
@@ -209,6 +233,7 @@ __all__ = [
     "Threshold",
     "ThresholdError",
     "Thresholds",
+    "Tolerance",
     "Trend",
     "Unavailable",
     "Verdict",
@@ -222,6 +247,7 @@ __all__ = [
     "evaluate",
     "figure_delta",
     "get_assertion",
+    "idle_sites",
     "idle_windows",
     "mann_kendall",
     "measure_idle",
@@ -263,4 +289,17 @@ __all__ += [  # the soak trend verdicts (_soak)
     "judge_soak",
     "rolling_rates",
     "segments",
+]
+
+__all__ += [  # comparing two runs (_compare)
+    "Change",
+    "Comparison",
+    "FigureChange",
+    "Identity",
+    "Incomparable",
+    "Subject",
+    "compare",
+    "identity_differences",
+    "parse_tolerance",
+    "tolerance_for",
 ]

@@ -29,6 +29,7 @@ from relaysim.analysis._verdict import (
     NotMeasured,
     Threshold,
     Thresholds,
+    Tolerance,
     register,
 )
 
@@ -73,6 +74,7 @@ IDLE_RATE = register(Assertion(
     requires_text="a measure_idle step",
     reads=("idle", "idle_unavailable", "subscriptions_open_when_idle", "idle_site_deltas"),
     explain=_explain_idle_rate,
+    tolerance=Tolerance(abs=256, rel=0.25),  # a quarter of the idle budget; 25 % of a large rate
 ))
 
 
@@ -96,6 +98,7 @@ HEAP_DELTA = register(Assertion(
     measure=_measure_heap_delta,
     reads=("samples", "initial", "final"),
     explore=False,  # a budget for one scenario's length: any session long enough exceeds it
+    tolerance=Tolerance(abs=256 * 1024, rel=0.10),
 ))
 
 
@@ -127,6 +130,7 @@ HEAP_INUSE_AFTER_5MIN = register(Assertion(
     ),
     measure=_measure_heap_after,
     reads=("samples", "initial", "start_t"),
+    tolerance=Tolerance(abs=MiB, rel=0.10),
 ))
 
 
@@ -156,6 +160,7 @@ DOM_HANDLES_MAX = register(Assertion(
     measure=_measure_dom,
     reads=("samples", "alloc_log"),
     explain=_explain_dom,
+    tolerance=Tolerance(abs=50, rel=0.10),
 ))
 
 
@@ -188,6 +193,7 @@ SUBSCRIPTIONS_CLOSED_WHEN_IDLE = register(Assertion(
     requires_text="a measure_idle step",
     reads=("subscriptions_open_when_idle", "idle", "subscriptions_detail"),
     explain=_explain_subs,
+    tolerance=Tolerance(),  # an exact count: one more subscription left open is a regression
 ))
 
 
@@ -219,6 +225,7 @@ THREAD_EVENTS_RELEASED = register(Assertion(
     requires="thread",
     requires_text="an open_thread step",
     reads=("thread_closes",),
+    tolerance=Tolerance(),  # an exact count
 ))
 
 
@@ -248,6 +255,7 @@ CYCLE_GROWTH = register(Assertion(
     requires="cycles",
     requires_text="a repeat with measure_cycles = true",
     reads=("cycles", "cycles_unavailable"),
+    tolerance=Tolerance(abs=1024, rel=0.25),
 ))
 
 
@@ -289,6 +297,8 @@ CACHE_ENTRIES_BOUNDED = register(Assertion(
     ),
     measure=_measure_caches,
     reads=("cache_readings", "cache_unavailable"),
+    # a rotating pair holds between 1 and 2 generations depending on when it was read: a whole limit
+    tolerance=Tolerance(abs=1.0),
 ))
 
 
@@ -340,6 +350,7 @@ REVISIT_GROWTH = register(Assertion(
     ),
     measure=_measure_revisits,
     reads=("page_visits", "re_spent_sites", "cache_readings"),
+    tolerance=Tolerance(abs=1024, rel=0.25),
 ))
 
 
@@ -374,6 +385,7 @@ SUBSCRIPTIONS_AGREE = register(Assertion(
     ),
     measure=_measure_agree,
     reads=("subscription_views",),
+    tolerance=Tolerance(),  # an exact count
 ))
 
 
@@ -400,4 +412,5 @@ NO_EVENTS_AFTER_CLOSE = register(Assertion(
     thresholds=(Threshold("events_after_close_max", 0, "EVENTs allowed on closed subscriptions"),),
     measure=_measure_after_close,
     reads=("relay_totals",),
+    tolerance=Tolerance(),  # an exact count
 ))

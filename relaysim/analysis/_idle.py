@@ -11,6 +11,8 @@ makes the app allocate (the seed's probe returns JSON built inside the heap). So
    :func:`compensated_rate`, :func:`idle_windows`;
 4. keeps the weakest window (the highest rate) when asked for N windows:
    :func:`measure_idle` -> :class:`IdleMeasurement`.
+5. names what allocated during that weakest window, per allocation site and per second:
+   :func:`idle_sites` -> ``IdleMeasurement.sites`` (so two runs can be compared site by site).
 
 Counting probes: with back-to-back readings r0, r1, ..., every gap r(i+1) - r(i) holds exactly one
 probe's worth of allocation, whichever side of the read it happens on. So a window bounded by two
@@ -25,12 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relaysim.analysis._samples import TOTAL_ALLOC, Sample, rate
+from relaysim.analysis._sites import SiteDelta
 
 __all__ = [
     "IdleMeasurement",
+    "IdleSite",
     "ProbeCost",
     "WindowRate",
     "compensated_rate",
+    "idle_sites",
     "idle_windows",
     "measure_idle",
     "measure_probe_cost",
@@ -140,12 +145,36 @@ def idle_windows(
 
 
 @dataclass(frozen=True, slots=True)
+class IdleSite:
+    """What one allocation site allocated during the weakest idle window: ``count`` allocations,
+    ``bytes``, and ``rate`` = bytes / the window's length (B/s, raw: a probe that allocates in the
+    app shows under its own site)."""
+
+    site: int | str
+    name: str
+    count: int
+    bytes: int
+    rate: float
+
+
+def idle_sites(deltas: Sequence[SiteDelta], window_s: float) -> tuple[IdleSite, ...]:
+    """The sites that grew (``deltas`` over one window of ``window_s`` seconds), most bytes first."""
+    if window_s <= 0:
+        raise ValueError(f"window_s must be > 0, got {window_s!r}")
+    grown = [d for d in deltas if d.bytes > 0 or d.count > 0]
+    grown.sort(key=lambda d: (-d.bytes, -d.count, d.name, str(d.site)))
+    return tuple(IdleSite(d.site, d.name, d.count, d.bytes, d.bytes / window_s) for d in grown)
+
+
+@dataclass(frozen=True, slots=True)
 class IdleMeasurement:
     """The idle figure of a run: the weakest (highest-rate) of ``len(windows)`` windows.
 
     ``raw_rate``/``compensated_rate`` are those of ``windows[weakest]``, bytes per second;
     ``settle_s`` is the settling time the harness waited after the last EOSE;
     ``subscriptions_open`` is the relay-side count for this client when idle was declared.
+    ``sites`` are the allocation sites that grew during the weakest window, with their rates
+    (:func:`idle_sites`); ``None`` when the alloc counters were not read, ``()`` when none grew.
     """
 
     figure: str
@@ -157,6 +186,7 @@ class IdleMeasurement:
     settle_s: float | None = None
     subscriptions_open: int | None = None
     probe_cost: ProbeCost | None = None
+    sites: tuple[IdleSite, ...] | None = None
 
     @property
     def rate(self) -> float:

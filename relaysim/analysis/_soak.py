@@ -73,6 +73,7 @@ from relaysim.analysis._verdict import (
     NotMeasured,
     Threshold,
     Thresholds,
+    Tolerance,
     Verdict,
     register,
 )
@@ -852,6 +853,15 @@ def _measure_ceiling(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
 
 _SOAK_DEFAULTS = SoakThresholds()
 
+# Run-to-run noise ``relaysim compare`` allows on each soak verdict's figure (Assertion.tolerance).
+_SOAK_TOLERANCES = {
+    "soak_alloc_rate": Tolerance(abs=256, rel=0.25),
+    "soak_heap_trend": Tolerance(abs=512, rel=0.5),
+    "soak_dom_trend": Tolerance(abs=30, rel=0.5),
+    "soak_heap_plateau": Tolerance(abs=0.05),
+    "soak_restarts_per_hour": Tolerance(abs=0.05),
+}
+
 for _name, _summary, _unit, _threshold, _judge, _cmp in (
     ("soak_alloc_rate", "lowest upper confidence bound of the rolling idle allocation rate", "B/s",
      IDLE_RATE.thresholds[0], judge_alloc_rate, "<"),
@@ -879,6 +889,7 @@ for _name, _summary, _unit, _threshold, _judge, _cmp in (
         comparison=_cmp,
         reads=("soak",),
         scope="soak",
+        tolerance=_SOAK_TOLERANCES[_name],
     ))
 
 SOAK_HEAP_CEILING = register(Assertion(
@@ -890,4 +901,5 @@ SOAK_HEAP_CEILING = register(Assertion(
     measure=_measure_ceiling,
     reads=("samples",),
     scope="soak",
+    tolerance=Tolerance(abs=4 * MiB, rel=0.10),
 ))

@@ -51,6 +51,7 @@ __all__ = [
     "Threshold",
     "ThresholdError",
     "Thresholds",
+    "Tolerance",
     "Verdict",
     "assertion_names",
     "evaluate",
@@ -177,6 +178,29 @@ class NotMeasured:
     why: str
 
 
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How far a figure may move between two runs before ``relaysim compare`` calls it a change.
+
+    A change counts when ``|new - base| > max(abs, rel * |base|)``: ``abs`` in the assertion's unit
+    covers the noise floor of a figure near zero, ``rel`` (0.25 = 25 %) that of a large one. Both 0:
+    any change counts (exact counts such as subscriptions left open).
+    """
+
+    abs: float = 0.0
+    rel: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("abs", "rel"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"tolerance {name} must be a number >= 0, got {v!r}")
+
+    def margin(self, base: float) -> float:
+        """The largest change from ``base`` that is still noise."""
+        return max(self.abs, self.rel * abs(base))
+
+
 Measure = Callable[[Evidence, "Thresholds"], Measured | NotMeasured]
 Explain = Callable[[AssertionResult, Evidence], str | None]
 
@@ -193,7 +217,9 @@ class Assertion:
     name what grew or what was held; it returns None when it has nothing to add. ``scope`` is
     ``"run"`` or ``"soak"`` (module docstring). ``explore`` says whether ``relaysim explore`` judges
     it on generated sessions: False for a budget that only makes sense for one scenario's length
-    (``heap_delta``: a heap that never frees grows with every page a session loads).
+    (``heap_delta``: a heap that never frees grows with every page a session loads). ``tolerance``
+    is the run-to-run noise ``relaysim compare`` allows on the measured figure (and on the per-site
+    figures behind it) before it calls the change a regression or an improvement.
     """
 
     name: str
@@ -208,6 +234,7 @@ class Assertion:
     explain: Explain | None = None
     scope: str = "run"
     explore: bool = True
+    tolerance: Tolerance = Tolerance()
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

@@ -21,6 +21,7 @@ relay given by URL.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -199,4 +200,9 @@ def run_idle_protocol(
             outcome.site_deltas = an.site_deltas(*parsed)
         except ValueError as exc:
             outcome.unavailable = outcome.unavailable or f"alloc counters malformed: {exc}"
+        else:
+            m = outcome.measurement
+            if m is not None and m.window_s > 0:  # per-site rates in the report, for relaysim compare
+                sites = an.idle_sites(outcome.site_deltas, m.window_s)
+                outcome.measurement = dataclasses.replace(m, sites=sites)
     return outcome

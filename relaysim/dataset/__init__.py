@@ -19,7 +19,7 @@ from relaysim.dataset.info import Info, dataset_info, format_info
 from relaysim.dataset.jsonl import ImportResult, LineError, encode_jsonl, read_jsonl, sha256_file, write_jsonl
 from relaysim.dataset.keys import viewer_pubkey
 from relaysim.dataset.registry import cache_path, ensure_built, known_datasets, load_spec
-from relaysim.dataset.spec import DatasetSpec, parse_spec, spec_digest
+from relaysim.dataset.spec import DatasetSpec, parse_spec, spec_digest, spec_sha256
 
 __all__ = [
     "DEFAULT_RELAY_URL",
@@ -45,6 +45,7 @@ __all__ = [
     "read_jsonl",
     "sha256_file",
     "spec_digest",
+    "spec_sha256",
     "viewer_pubkey",
     "write_jsonl",
 ]

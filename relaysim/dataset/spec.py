@@ -33,6 +33,7 @@ __all__ = [
     "parse_spec",
     "read_spec_file",
     "spec_digest",
+    "spec_sha256",
 ]
 
 # Bump when the generator's output changes for an unchanged spec: cached builds then rebuild.
@@ -134,6 +135,16 @@ def spec_digest(spec: DatasetSpec, relay_url: str) -> str:
     body = dataclasses.asdict(spec)
     body.pop("source")
     body["relay_url"] = relay_url
+    body["generator"] = GENERATOR_VERSION
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def spec_sha256(spec: DatasetSpec) -> str:
+    """sha256 (hex) over the spec and the generator version, without the relay URL: the dataset's
+    identity across relays. Its events differ only in the hints naming the relay, so two runs served
+    on different ports saw the same data (the built file's own sha256 differs: it embeds the URL)."""
+    body = dataclasses.asdict(spec)
+    body.pop("source")
     body["generator"] = GENERATOR_VERSION
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -25,7 +25,15 @@ from typing import Any
 
 import trio
 
-from relaysim.dataset import DatasetSpec, ensure_built, load_spec, read_jsonl, sha256_file, viewer_pubkey
+from relaysim.dataset import (
+    DatasetSpec,
+    ensure_built,
+    load_spec,
+    read_jsonl,
+    sha256_file,
+    spec_sha256,
+    viewer_pubkey,
+)
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
 from relaysim.store import EventStore
@@ -160,6 +168,8 @@ def load_served(
         "path": str(loaded.path) if loaded.path else None,
         # What exactly was served, for reports: the JSONL file's hash (~20 ms for seed1).
         "sha256": sha256_file(loaded.path) if loaded.path else None,
+        # The dataset's identity across relay URLs (the file's hash changes with the URL its hints name).
+        "spec_sha256": spec_sha256(loaded.spec) if loaded.spec is not None else None,
         "events_read": len(events),
         "events_stored": len(store),
         "events_refused": result.refused,
