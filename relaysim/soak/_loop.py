@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,13 @@ class _GaveUp(Exception):
 @dataclass(frozen=True, kw_only=True)
 class SoakOptions:
     """One ``relaysim soak`` invocation: ``meta`` (ignored with ``resume``: the directory's own),
-    ``out`` the directory, ``browser`` what to start."""
+    ``out`` the directory, ``browser`` what to start.
+
+    For one of N sessions sharing a relay (:mod:`relaysim.grid`): ``relay`` is that session's view of
+    the shared relay (the soak starts none), ``page_url`` where its browser opens the app, ``prepare``
+    runs on each new browser before the app loads (it labels the session), and ``stop`` is asked at
+    every sample: a reason (e.g. ``"SIGTERM"``) ends the soak as that signal would.
+    """
 
     meta: SoakMeta
     out: Path
@@ -90,6 +96,10 @@ class SoakOptions:
     browser: BrowserSpec = field(default_factory=BrowserSpec)
     allow_unavailable: bool = False
     max_session_failures: int = 3
+    relay: Any = None
+    page_url: str | None = None
+    prepare: Callable[[BrowserSession], None] | None = None
+    stop: Callable[[], str | None] | None = None
 
 
 @contextlib.contextmanager
@@ -238,6 +248,8 @@ class _Soak:
         self.began: float | None = None
         self.remaining = meta.duration_s - (prior.active_s if prior else 0.0)
         self.first_t: float | None = None
+        # The sampler's own cost over every browser session of this process (the stop event reports it).
+        self.sampling: dict[str, float] = {"samples": 0, "seconds": 0.0, "round_trips": 0}
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -245,6 +257,8 @@ class _Soak:
         session = open_browser(self.options.browser)
         self.procs = process_tree(session.driver)
         try:
+            if self.options.prepare is not None:
+                self.options.prepare(session)
             runner = _SoakRunner(
                 scenario, session, self.relay, page_url, adapter, app=self.meta.app,
                 idle_window=self.meta.idle_window, idle_windows=1, idle_settle=self.meta.idle_settle,
@@ -282,6 +296,11 @@ class _Soak:
 
     def _close_session(self, lost: bool = False) -> None:
         """Quit the browser; after a fault (``lost``) also end the processes it left behind."""
+        if self.runner is not None:
+            s = self.runner.sampler
+            self.sampling["samples"] += s.count
+            self.sampling["seconds"] += s.sample_seconds
+            self.sampling["round_trips"] += s.sample_round_trips
         if self.session is not None:
             self.session.close()
         if lost:
@@ -337,12 +356,20 @@ class _Soak:
             since = last.t - self.first_t if self.first_t is not None else 0.0
             self.verdict.sample(last, since + (self.prior.active_s if self.prior else 0.0))
             self.recorder.verdict = self.verdict.text(self.recorder.restarts, self._active_s() / 3600)
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        """Another thread asked this soak to stop (``SoakOptions.stop``): stop as that signal would."""
+        why = self.options.stop() if self.options.stop is not None else None
+        if why:
+            raise SoakStopped(why)
 
     def _active_s(self) -> float:
         done = self.prior.active_s if self.prior else 0.0
         return done + (time.monotonic() - self.began if self.began is not None else 0.0)
 
     def _time_left(self) -> float:
+        self._check_stop()
         return self.meta.duration_s - self._active_s()
 
     # -- activities ----------------------------------------------------------------------------------
@@ -436,9 +463,12 @@ class _Soak:
         )
         reason = "done"
         self.progress.phase("starting the relay")
-        with open_relay(target, scenario, None, max_events=SOAK_MAX_LIVE_EVENTS) as relay:
+        shared = self.options.relay
+        opened = (contextlib.nullcontext(shared) if shared is not None
+                  else open_relay(target, scenario, None, max_events=SOAK_MAX_LIVE_EVENTS))
+        with opened as relay:
             self.relay = relay
-            page_url = target.page_url(getattr(relay, "http_url", None))
+            page_url = self.options.page_url or target.page_url(getattr(relay, "http_url", None))
 
             def start() -> None:
                 self.progress.phase("starting the browser")
@@ -487,9 +517,15 @@ class _Soak:
         totals = self.relay.stats().get("totals", {}) if self.relay is not None else {}
         keys = ("connections_opened", "subs_opened", "subs_closed", "subscriptions_active", "events_sent",
                 "live_events_sent", "bytes_sent")
+        s = self.sampling
+        if self.runner is not None:  # the session still open: its sampler has not been added yet
+            sampler = self.runner.sampler
+            s = {"samples": s["samples"] + sampler.count, "seconds": s["seconds"] + sampler.sample_seconds,
+                 "round_trips": s["round_trips"] + sampler.sample_round_trips}
         self.events.emit(
             "stop", reason=reason, samples_written=self.recorder.written,
             active_s=round(self._active_s(), 3), relay={k: totals.get(k) for k in keys},
+            sampling={**s, "seconds": round(float(s["seconds"]), 3)},
         )
 
 
