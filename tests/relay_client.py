@@ -156,8 +156,11 @@ class WsClient:
         await self.stream.aclose()
 
 
-async def connect(url: str, *, path: str | None = None, rcvbuf: int | None = None) -> WsClient:
-    """Open a websocket to ``url``; ``rcvbuf`` shrinks the socket's receive buffer (slow-client tests)."""
+async def connect(
+    url: str, *, path: str | None = None, rcvbuf: int | None = None, user_agent: str | None = None
+) -> WsClient:
+    """Open a websocket to ``url``; ``rcvbuf`` shrinks the socket's receive buffer (slow-client tests);
+    ``user_agent`` sends that User-Agent (a different client for the relay's refuse-reconnect)."""
     uri = parse_uri(url)
     stream = await trio.open_tcp_stream(uri.host, uri.port)
     if rcvbuf is not None:
@@ -166,6 +169,8 @@ async def connect(url: str, *, path: str | None = None, rcvbuf: int | None = Non
     request = proto.connect()
     if path is not None:
         request.path = path
+    if user_agent is not None:
+        request.headers["User-Agent"] = user_agent
     proto.send_request(request)
     client = WsClient(stream, proto)
     await client._flush()
