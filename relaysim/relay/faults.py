@@ -51,6 +51,8 @@ __all__ = [
     "FaultSpec",
     "Faults",
     "client_key",
+    "fault_spec",
+    "fault_value",
     "is_event_frame",
     "parse_faults",
 ]
@@ -160,6 +162,34 @@ def _flag(raw: str) -> bool:
     raise ValueError("must be 1 or 0")
 
 
+def fault_value(key: str, raw: str) -> float | int | bool:
+    """The value of one item (``key`` one of :data:`FAULT_KINDS`); ValueError says what it must be."""
+    if key == "drop":
+        return _probability(raw)
+    if key in ("delay", "jitter"):
+        return _duration(key, raw)
+    if key == "disconnect-every":
+        seconds = _duration(key, raw)
+        if seconds <= 0:
+            raise ValueError("must be longer than 0 (leave it out for no disconnects)")
+        return seconds
+    if key == "refuse-reconnect":
+        return _count(raw)
+    if key == "reset":
+        return _flag(raw)
+    raise ValueError(f"unknown fault {key!r} (known: {', '.join(FAULT_KINDS)})")
+
+
+def fault_spec(values: dict[str, Any]) -> FaultSpec:
+    """A spec from checked item values by ``--faults`` name; UsageError when they do not fit together."""
+    spec = FaultSpec(**{key.replace("-", "_"): value for key, value in values.items()})
+    if spec.reset and spec.disconnect_every is None:
+        raise UsageError(
+            "bad --faults item 'reset=1': it says how disconnect-every ends connections; add disconnect-every"
+        )
+    return spec
+
+
 def parse_faults(text: str | None) -> FaultSpec:
     """Parse ``drop=0.01,delay=50ms,...`` into a :class:`FaultSpec`; ``""``, ``off`` or None: no faults.
 
@@ -181,34 +211,13 @@ def parse_faults(text: str | None) -> FaultSpec:
         if not sep:
             names = ", ".join(FAULT_KINDS)
             raise UsageError(f"bad --faults item {item!r}: expected name=value (names: {names})")
-        if key not in FAULT_KINDS:
-            names = ", ".join(FAULT_KINDS)
-            raise UsageError(f"bad --faults item {item!r}: unknown fault {key!r} (known: {names})")
-        field_name = key.replace("-", "_")
-        if field_name in values:
+        if key in values:
             raise UsageError(f"bad --faults item {item!r}: {key} is given twice")
         try:
-            if key == "drop":
-                values[field_name] = _probability(raw)
-            elif key in ("delay", "jitter"):
-                values[field_name] = _duration(key, raw)
-            elif key == "disconnect-every":
-                seconds = _duration(key, raw)
-                if seconds <= 0:
-                    raise ValueError("must be longer than 0 (leave it out for no disconnects)")
-                values[field_name] = seconds
-            elif key == "refuse-reconnect":
-                values[field_name] = _count(raw)
-            else:
-                values[field_name] = _flag(raw)
+            values[key] = fault_value(key, raw)
         except ValueError as exc:
             raise UsageError(f"bad --faults item {item!r}: {exc}") from None
-    spec = FaultSpec(**values)
-    if spec.reset and spec.disconnect_every is None:
-        raise UsageError(
-            "bad --faults item 'reset=1': it says how disconnect-every ends connections; add disconnect-every"
-        )
-    return spec
+    return fault_spec(values)
 
 
 def is_event_frame(payload: bytes) -> bool:
