@@ -173,6 +173,7 @@ TOP_LEVEL = [
     "cycles",
     "caches",
     "soak",
+    "baseline",
 ]
 
 
@@ -192,6 +193,7 @@ def test_report_json_has_every_schema_field() -> None:
         "dataset_name",
         "dataset_sha256",
         "seed",
+        "dataset_spec_sha256",
     ]
     assert list(data["heap"]) == [
         "initial",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from relaysim.errors import UsageError
 
 # Subcommand modules, in the order `relaysim --help` lists them.
-SUBCOMMANDS = ("serve", "dataset", "run", "soak", "explore", "report")
+SUBCOMMANDS = ("serve", "dataset", "run", "soak", "explore", "compare", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,10 @@ UNAVAILABLE one beside a PASS is shown, not failed), 1 when an assertion failed,
 environment problem (one line on stderr, no traceback), 3 when nothing could be judged (every asserted
 figure unavailable; ``--allow-unavailable`` makes that 0).
 Without SCENARIO the embedded default runs: ``scenarios/feed-browsing.toml`` against the built-in
-reference client.
+reference client. ``--baseline BASE.json`` then compares the run with a baseline report as ``relaysim
+compare`` does (exit 1 on a regression too; 2 when BASE ran another scenario or dataset) and records
+the baseline's identity in the report; ``--format markdown`` prints a pull-request comment and
+``--junit-xml FILE`` writes JUnit XML.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from relaysim.errors import EnvironmentProblem, UsageError
+from relaysim.cli.compare import add_compare_options
+from relaysim.errors import EnvironmentProblem, ExitCode, UsageError
 
 DEFAULT_SCENARIO = "feed-browsing"
 
@@ -49,6 +53,13 @@ def register(subparsers: Any) -> None:
                    help="on stderr: a live panel on a terminal, a line every 30 s otherwise (auto)")
     p.add_argument("--allow-unavailable", action="store_true",
                    help="exit 0, not 3, when no asserted figure could be read")
+    p.add_argument("--baseline", type=Path, default=None, metavar="BASE.json",
+                   help="then compare with this report (relaysim compare): exit 1 on a regression too")
+    add_compare_options(p)
+    p.add_argument("--format", default="text", choices=("text", "markdown"),
+                   help="stdout: the text table, or markdown for a pull-request comment (default text)")
+    p.add_argument("--junit-xml", type=Path, default=None, metavar="FILE",
+                   help="also write JUnit XML: one test case per assertion (and per compared figure)")
     p.set_defaults(func=run_command)
 
 
@@ -82,6 +93,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.idle_windows is not None and args.idle_windows < 1:
         raise UsageError(f"--idle-windows must be >= 1, got {args.idle_windows}")
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
+    baseline = _read_baseline(args, scenario.name)
     spec = browser_spec(args, scenario.browser)
     options = RunOptions(
         app=args.app,
@@ -105,10 +117,82 @@ def run_command(args: argparse.Namespace) -> int:
         raise EnvironmentProblem(f"browser failed during the run: {first}") from exc
     finally:
         progress.close()
-    print_result(result)
+    code = int(result.exit_code(args.allow_unavailable))
+    if baseline is None and args.format == "text" and not args.junit_xml:
+        print_result(result)
+        if args.report:
+            print(f"report: {args.report}")
+        return code
+    return _finish(args, result, baseline, code)
+
+
+def _read_baseline(args: argparse.Namespace, scenario: str) -> Any:
+    """``--baseline``: read and checked before the run, so a wrong file costs no browser time."""
+    from relaysim.cli.compare import read_side, tolerances
+
+    tolerances(args.tolerance)  # a malformed --tolerance is a usage error before anything starts
+    if args.baseline is None:
+        if args.tolerance:
+            raise UsageError("--tolerance needs --baseline")
+        return None
+    base = read_side(args.baseline)
+    if base.scenario.name != scenario:
+        raise UsageError(
+            f"cannot compare with {args.baseline}: the scenario differs: BASE ran {base.scenario.name!r}, "
+            f"this run is {scenario!r}"
+        )
+    return base
+
+
+def _finish(args: argparse.Namespace, result: Any, baseline: Any, code: int) -> int:
+    """After the run: compare with the baseline, record its identity in the report, print in
+    ``--format``, write ``--junit-xml``; exit 1 when the run failed or regressed."""
+    import dataclasses
+
+    from relaysim.cli.compare import compare_reports, exit_code, render, tolerances
+    from relaysim.report import (
+        Baseline,
+        comparison_suite,
+        identity_of,
+        report_markdown,
+        report_suite,
+        write_junit,
+        write_report,
+    )
+    from relaysim.scenario.runner import build_report
+
+    report = build_report(result)
+    suites = [report_suite(report)]
+    out = sys.stdout if args.format == "text" else sys.stderr  # stdout holds only the markdown
+    if args.format == "markdown":
+        sys.stdout.write(report_markdown(report))
+    else:
+        print_result(result)
+    if baseline is not None:
+        try:
+            comparison = compare_reports(baseline, report, tolerances(args.tolerance), args.baseline,
+                                         args.report or Path("this run"))
+        except UsageError:
+            if args.junit_xml:
+                write_junit(args.junit_xml, suites)  # the run's own verdicts, even when incomparable
+            raise
+        regressed = tuple(r.label for r in comparison.regressions)
+        report = dataclasses.replace(report, baseline=Baseline(
+            path=str(args.baseline), identity=identity_of(baseline), verdict=comparison.verdict.value,
+            regressed=regressed,
+        ))
+        if args.report:
+            write_report(args.report, report)  # again, now with the baseline it was compared with
+        suites.append(comparison_suite(comparison))
+        sys.stdout.write(("\n" if args.format == "markdown" else "") + render(comparison, args.format))
+        if exit_code(comparison) == ExitCode.FAILED:
+            code = int(ExitCode.FAILED)
+    if args.junit_xml:
+        write_junit(args.junit_xml, suites)
+        print(f"junit: {args.junit_xml}", file=out)
     if args.report:
-        print(f"report: {args.report}")
-    return int(result.exit_code(args.allow_unavailable))
+        print(f"report: {args.report}", file=out)
+    return code
 
 
 def print_result(result: Any, file: Any = None) -> None:

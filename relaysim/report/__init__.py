@@ -33,6 +33,12 @@ Soak directory (timeline.jsonl, events.jsonl, summary.json, report.html): ``read
   ``render_html(soak_dir) -> str`` (self-contained page, inline SVG plots), ``write_html(path) -> Path``.
 Table: ``render_table(report, width=100) -> str`` (assertion | threshold | measured | verdict, then
   details of non-passing assertions, unavailable figures and "verdict: X").
+Comparisons (``relaysim compare``; the logic is ``relaysim.analysis.compare``): ``subject_of(report)``,
+  ``identity_of(report)``; ``render_comparison(comparison) -> str``, ``comparison_markdown(comparison)``,
+  ``report_markdown(report)``; JUnit XML: ``report_suite(report)``, ``comparison_suite(comparison)``
+  (``xml.etree`` elements), ``junit_xml(suites) -> bytes``, ``write_junit(path, suites)``.
+  ``Report.baseline: Baseline(path, identity, verdict, regressed)|None`` (``run --baseline``);
+  ``Environment.dataset_spec_sha256``.
 """
 
 from relaysim.report._html import render_html, write_html
@@ -44,10 +50,13 @@ from relaysim.report._io import (
     write_bytes_atomic,
     write_report,
 )
+from relaysim.report._junit import comparison_suite, junit_xml, report_suite, write_junit
+from relaysim.report._markdown import comparison_markdown, report_markdown
 from relaysim.report._model import (
     SCHEMA_VERSION,
     AllocSites,
     AppInfo,
+    Baseline,
     Environment,
     HeapFigures,
     RelayFigures,
@@ -60,19 +69,22 @@ from relaysim.report._model import (
     alloc_sites,
     bound_samples,
     heap_figures,
+    identity_of,
     report_from_dict,
     report_from_json,
+    subject_of,
     to_dict,
     to_json,
     unavailable_figures,
 )
 from relaysim.report._soakdir import SoakDir, read_soak_dir
-from relaysim.report._table import format_value, render_table
+from relaysim.report._table import format_change, format_value, render_comparison, render_table
 
 __all__ = [
     "SCHEMA_VERSION",
     "AllocSites",
     "AppInfo",
+    "Baseline",
     "Environment",
     "HeapFigures",
     "RelayFigures",
@@ -88,11 +100,13 @@ __all__ = [
     "bound_samples",
     "format_value",
     "heap_figures",
+    "identity_of",
     "read_report",
     "read_timeline",
     "render_table",
     "report_from_dict",
     "report_from_json",
+    "subject_of",
     "to_dict",
     "to_json",
     "unavailable_figures",
@@ -105,4 +119,15 @@ __all__ += [  # the soak directory and its HTML report
     "read_soak_dir",
     "render_html",
     "write_html",
+]
+
+__all__ += [  # comparisons and the formats CI systems read
+    "comparison_markdown",
+    "comparison_suite",
+    "format_change",
+    "junit_xml",
+    "render_comparison",
+    "report_markdown",
+    "report_suite",
+    "write_junit",
 ]

@@ -31,12 +31,14 @@ from relaysim.analysis import (
     CachePeak,
     CycleGrowth,
     DomHandles,
+    Identity,
     IdleMeasurement,
     ProbeCost,
     Sample,
     SamplingCost,
     SiteDelta,
     SoakAnalysis,
+    Subject,
     Trend,
     Unavailable,
     Verdict,
@@ -50,6 +52,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AllocSites",
     "AppInfo",
+    "Baseline",
     "Environment",
     "HeapFigures",
     "RelayFigures",
@@ -62,8 +65,10 @@ __all__ = [
     "alloc_sites",
     "bound_samples",
     "heap_figures",
+    "identity_of",
     "report_from_dict",
     "report_from_json",
+    "subject_of",
     "to_dict",
     "to_json",
     "unavailable_figures",
@@ -93,7 +98,9 @@ class AppInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class Environment:
-    """Where the run happened; ``None`` = not known. ``dataset_sha256`` is the JSONL file's hash."""
+    """Where the run happened; ``None`` = not known. ``dataset_sha256`` is the JSONL file's hash (it
+    changes with the relay URL the events' hints name); ``dataset_spec_sha256`` the spec's digest without
+    the URL (:func:`relaysim.dataset.spec_sha256`): the dataset's identity, ``None`` for a JSONL export."""
 
     browser_name: str | None = None
     browser_version: str | None = None
@@ -105,6 +112,7 @@ class Environment:
     dataset_name: str | None = None
     dataset_sha256: str | None = None
     seed: int | None = None
+    dataset_spec_sha256: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +176,18 @@ class RelayFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Baseline:
+    """The baseline a run was compared with (``relaysim run --baseline``): its file, its identity, and
+    what the comparison found (``verdict``: regressed / improved / same; ``regressed``: the labels of
+    the figures that regressed, e.g. ``cycle_growth [cycle site: reply cache]``)."""
+
+    path: str
+    identity: Identity
+    verdict: str
+    regressed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Report:
     """One run. Build it at the end of a run; write it with :func:`relaysim.report.write_report`."""
 
@@ -191,6 +211,7 @@ class Report:
     cycles: CycleGrowth | None = None
     caches: tuple[CachePeak, ...] | None = None
     soak: SoakAnalysis | None = None
+    baseline: Baseline | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is None:
@@ -225,6 +246,32 @@ def alloc_sites(before: Iterable[AllocSite], after: Iterable[AllocSite], n: int 
         top_by_bytes=tuple(top_sites(deltas, n, "bytes")),
         top_by_count=tuple(top_sites(deltas, n, "count")),
         sites=len(deltas),
+    )
+
+
+def identity_of(report: Report) -> Identity:
+    """What ``report`` ran on, for :func:`relaysim.analysis.compare`."""
+    env = report.environment
+    return Identity(
+        scenario=report.scenario.name,
+        dataset_name=env.dataset_name,
+        dataset_spec_sha256=env.dataset_spec_sha256,
+        dataset_sha256=env.dataset_sha256,
+        app_mode=report.app.mode,
+        app_url=report.app.url,
+        relaysim=env.relaysim,
+    )
+
+
+def subject_of(report: Report) -> Subject:
+    """One side of :func:`relaysim.analysis.compare`: the report's identity and figures."""
+    return Subject(
+        identity=identity_of(report),
+        assertions=report.assertions,
+        idle=report.idle,
+        cycles=report.cycles,
+        caches=report.caches,
+        thresholds=dict(report.scenario.thresholds),
     )
 
 

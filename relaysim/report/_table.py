@@ -1,4 +1,5 @@
-"""The assertions table the CLI prints: assertion | threshold | measured | verdict.
+"""The tables the CLI prints: a report's assertion | threshold | measured | verdict, and a comparison's
+figure | base | new | change | verdict.
 
 Rendered with rich to plain text (no colour codes), so the same string reads well in a terminal,
 a CI log and a test's expected output.
@@ -11,11 +12,12 @@ import io
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from relaysim.analysis import AssertionResult, Verdict
+from relaysim.analysis import AssertionResult, Comparison, FigureChange, Verdict
 from relaysim.report._model import Report
 
-__all__ = ["format_value", "render_table"]
+__all__ = ["format_change", "format_value", "render_comparison", "render_table"]
 
 _MiB = 1024 * 1024
 
@@ -65,4 +67,52 @@ def render_table(report: Report, width: int = 100) -> str:
     for u in report.unavailable:
         lines.append(f"  unavailable: {u.figure} ({u.reason})")
     lines.append(f"verdict: {report.verdict.value if report.verdict else 'PASS'}")
+    return "\n".join(lines) + "\n"
+
+
+def format_change(row: FigureChange) -> str:
+    """``+12,664 B/cycle``, ``-3.1 KiB (-12.0 %)``, ``0 B/s``; ``n/a`` when either side is unknown."""
+    if row.change is None:
+        return "n/a"
+    if row.change == 0:
+        return format_value(0, row.unit)
+    text = format_value(row.change, row.unit)
+    text = text if text.startswith("-") else f"+{text}"
+    if row.relative is not None:
+        text += f" ({row.relative:+.1%})"
+    return text
+
+
+def _text(console_width: int, table: Table) -> list[str]:
+    buf = io.StringIO()
+    console = Console(file=buf, width=console_width, color_system=None, force_terminal=False, highlight=False)
+    console.print(table)
+    return [line.rstrip() for line in buf.getvalue().rstrip("\n").split("\n")]
+
+
+def render_comparison(comparison: Comparison, width: int = 110, sites: int = 10) -> str:
+    """A comparison as text: every assertion, then the sites that changed (up to ``sites``), the
+    notes, and ``compare: REGRESSED`` (or improved, same)."""
+    b, n = comparison.base, comparison.new
+    table = Table(box=box.SIMPLE, title_justify="left",
+                  title=f"relaysim compare: {n.scenario} (BASE {b.app_mode}, NEW {n.app_mode})")
+    for col, justify in (("figure", "left"), ("base", "right"), ("new", "right"), ("change", "right"),
+                         ("verdict", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    changed = [r for r in comparison.site_rows if r.change]
+    for r in [*comparison.assertion_rows, *changed[:sites]]:
+        table.add_row(Text(r.label), format_value(r.base, r.unit), format_value(r.new, r.unit),
+                      format_change(r), r.verdict.value.upper())  # Text: a site name is not rich markup
+    lines = _text(width, table)
+    if len(changed) > sites:
+        lines.append(f"  ({len(changed) - sites} more site(s) changed; --format json lists them all)")
+    for r in comparison.rows:
+        if r.detail:
+            lines.append(f"  {r.label}: {r.detail}")
+    for r in comparison.regressions:
+        if r.site is None and r.new_detail:
+            lines.append(f"  {r.label} in NEW: {r.new_detail}")
+    for note in comparison.notes:
+        lines.append(f"  note: {note}")
+    lines.append(f"compare: {comparison.verdict.value.upper()}")
     return "\n".join(lines) + "\n"

@@ -120,6 +120,7 @@ def build_report(res: RunResult) -> rp.Report:
             dataset_name=relay_info.get("dataset") or sc.dataset,
             dataset_sha256=relay_info.get("sha256"),
             seed=sc.seed,
+            dataset_spec_sha256=relay_info.get("spec_sha256"),
         ),
         timing=timing,
         heap=rp.heap_figures(first, last, an.trend(res.samples, an.HEAP_INUSE)),

@@ -59,18 +59,33 @@ def _probe_cost(soak: SoakDir) -> ProbeCost | None:
     return None
 
 
+def _idle_sites(raw: object) -> tuple[an.IdleSite, ...] | None:
+    """``idle.sites`` of an ``idle_end`` event (the sites of that period's weakest window), if any.
+    A soak measures one window per period, so the weakest window's period names its sites."""
+    if not isinstance(raw, list):
+        return None
+    known = {f.name for f in dataclasses.fields(an.IdleSite)}
+    try:
+        return tuple(an.IdleSite(**{k: v for k, v in d.items() if k in known}) for d in raw)
+    except (TypeError, AttributeError):
+        return None
+
+
 def idle_evidence(events: Sequence[dict[str, Any]], probe: ProbeCost | None) -> dict[str, Any]:
     """Evidence fields for ``idle_rate`` and ``subscriptions_closed_when_idle`` from every ``idle_end``."""
     ends = [e for e in events if e.get("type") == "idle_end"]
     windows: list[WindowRate] = []
+    period_sites: list[tuple[an.IdleSite, ...] | None] = []  # per window: its period's sites
     for e in ends:
         idle = e.get("idle")
         if isinstance(idle, dict):
+            sites = _idle_sites(idle.get("sites"))
             for w in idle.get("windows") or ():
                 try:
                     windows.append(WindowRate(**w))
                 except TypeError:
                     continue
+                period_sites.append(sites)
     out: dict[str, Any] = {}
     if windows:
         weakest = max(range(len(windows)), key=lambda i: (windows[i].compensated_rate, -i))
@@ -78,6 +93,7 @@ def idle_evidence(events: Sequence[dict[str, Any]], probe: ProbeCost | None) -> 
         out["idle"] = IdleMeasurement(
             figure=an.TOTAL_ALLOC, windows=tuple(windows), weakest=weakest, raw_rate=w.raw_rate,
             compensated_rate=w.compensated_rate, window_s=w.window_s, subscriptions_open=0, probe_cost=probe,
+            sites=period_sites[weakest],
         )
     else:
         why = next((str(e["unavailable"]) for e in ends if e.get("unavailable")), None)
@@ -201,6 +217,7 @@ def build_summary(soak: SoakDir) -> rp.Report:
             webdriver_url=meta.webdriver_url if meta else None, python=platform.python_version(),
             relaysim=relaysim.__version__, platform=platform.platform(), dataset_name=session.get("dataset"),
             dataset_sha256=session.get("dataset_sha256"), seed=meta.seed if meta else None,
+            dataset_spec_sha256=session.get("dataset_spec_sha256"),
         ),
         timing=rp.Timing(
             started_at=_iso(walls[0] if walls else time.time()),
