@@ -54,6 +54,8 @@ __all__ = [
     "AppInfo",
     "Baseline",
     "Environment",
+    "FaultFigures",
+    "FaultRecord",
     "HeapFigures",
     "RelayFigures",
     "Report",
@@ -173,6 +175,39 @@ class RelayFigures:
     events_pushed: int | None = None
     bytes_pushed: int | None = None
     connections: int | None = None
+    faults: FaultFigures | None = None
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One injected fault: ``t`` seconds from the run's start, the connection (None: an upgrade),
+    ``fault`` (drop, disconnect, reset, refuse, or spec: the faults were switched) and a sentence."""
+
+    t: float
+    conn: int | None
+    fault: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultFigures:
+    """The network faults the relay injected during the run (``relaysim serve --faults``, ``[faults]``).
+
+    ``spec`` is the spec in force at the end (``""``: none) and ``seed`` the seed of every draw;
+    the counts cover the whole run; ``events`` is the relay's log of them (the last 500; ``logged``
+    says how many there were), so a verdict can be read against the faults that preceded it.
+    """
+
+    spec: str
+    seed: int | str | None
+    events_dropped: int = 0
+    frames_delayed: int = 0
+    delay_seconds_max: float = 0.0
+    disconnects_close: int = 0
+    disconnects_reset: int = 0
+    upgrades_refused: int = 0
+    logged: int = 0
+    events: tuple[FaultRecord, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
