@@ -61,6 +61,8 @@ def register(subparsers: Any) -> None:
                    help="live panel on a terminal, plain lines every minute otherwise (auto)")
     p.add_argument("--allow-unavailable", action="store_true",
                    help="exit 0, not 3, when no verdict could be reached")
+    p.add_argument("--junit-xml", type=Path, default=None, metavar="FILE",
+                   help="also write JUnit XML: one test case per assertion of the summary")
     p.set_defaults(func=soak_command)
 
 
@@ -146,4 +148,9 @@ def soak_command(args: argparse.Namespace) -> int:
     print(render_table(result.report, width=110), end="")
     print(f"stopped: {result.stop_reason}; {result.written} samples written by this process")
     print(f"summary: {result.out / 'summary.json'}\nreport: {result.out / 'report.html'}")
+    if args.junit_xml:
+        from relaysim.report import report_suite, write_junit
+
+        write_junit(args.junit_xml, [report_suite(result.report)])
+        print(f"junit: {args.junit_xml}")
     return int(result.exit_code)

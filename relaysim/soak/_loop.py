@@ -284,6 +284,7 @@ class _Soak:
         self.events.emit(
             "session", t=t, page_url=page_url, hooks_missing=list(res.hooks_missing),
             dataset=relay_info.get("dataset"), dataset_sha256=relay_info.get("sha256"),
+            dataset_spec_sha256=relay_info.get("spec_sha256"),
             probe_bytes=res.probe_cost.bytes_per_probe if res.probe_cost else None,
             **{k: res.environment.get(k) for k in ("browser_name", "browser_version", "driver_version")},
         )
