@@ -5,6 +5,11 @@ Writes a crash-safe output directory (``--out DIR``, default ``soak-YYYYmmdd-HHM
 (also after Ctrl-C or SIGTERM). ``--resume DIR`` continues a stopped soak where it stopped, with the
 settings it was started with. Exit status as ``relaysim run``: 0 passed, 1 a verdict failed, 2 a
 usage or environment problem, 3 nothing could be judged (``--allow-unavailable`` makes that 0).
+
+``--browsers N`` runs N such soaks at once against one relay, each in its own browser session (local
+Chromium, or a Selenium Grid with ``--webdriver-url``) and its own directory ``OUT/session-K/``; the
+``--app`` values are spread over the sessions in turn. ``OUT/summary.json`` and ``OUT/report.html``
+put the sessions side by side and name the weakest (docs/grid.md).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ def register(subparsers: Any) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--hours", type=float, default=None, metavar="H", help="soak length (default: 10)")
     length.add_argument("--minutes", type=float, default=None, metavar="M", help="soak length in minutes")
-    p.add_argument("--app", default="builtin",
-                   help="builtin | 'builtin?leaks=idle' | http(s)://URL | DIR (default: builtin)")
+    p.add_argument("--app", action="append", default=None,
+                   help="builtin | 'builtin?leaks=idle' | http(s)://URL | DIR (default: builtin); with "
+                        "--browsers N it may be given up to N times, spread over the sessions in turn")
     p.add_argument("--adapter", default=None, help="adapter TOML for --app (default: builtin's own)")
     p.add_argument("--traffic", default=DEFAULT_TRAFFIC, metavar="RATES",
                    help=f"live traffic from the relay, or 'off' (default: {DEFAULT_TRAFFIC})")
@@ -53,9 +59,20 @@ def register(subparsers: Any) -> None:
                    help="output directory (default: soak-YYYYmmdd-HHMMSS); must not hold a soak yet")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR",
                    help="continue the stopped soak in DIR with its own settings")
-    p.add_argument("--browser", default="chromium", choices=("chromium", "firefox", "remote"))
+    p.add_argument("--browser", default=None, choices=("chromium", "firefox", "remote"),
+                   help="default: remote with --webdriver-url, else chromium")
     p.add_argument("--webdriver-url", default=None,
-                   help="W3C WebDriver / Selenium Grid URL (with --browser remote)")
+                   help="W3C WebDriver / Selenium Grid URL, e.g. http://127.0.0.1:4444 (remote browser)")
+    p.add_argument("--browsers", type=int, default=None, metavar="N",
+                   help="N browser sessions at once against one relay, each its own soak (docs/grid.md)")
+    p.add_argument("--bind", default=None, metavar="HOST[:PORT]",
+                   help="where the relay listens (default 127.0.0.1, any free port); 0.0.0.0 for Grid "
+                        "nodes on other machines")
+    p.add_argument("--public-url", default=None, metavar="URL",
+                   help="where the browsers reach the relay, e.g. http://relay-host:7447/ (default: the "
+                        "bound address); the /control endpoints stay loopback-only")
+    p.add_argument("--relay-url", default=None, metavar="URL",
+                   help="with --browsers: use this running relay (relaysim serve) instead of starting one")
     p.add_argument("--headed", action="store_true", help="show the browser window")
     p.add_argument("--progress", default="auto", choices=("auto", "live", "plain", "off"),
                    help="live panel on a terminal, plain lines every minute otherwise (auto)")
@@ -83,6 +100,18 @@ def _think(text: str) -> tuple[float, float]:
     if len(values) != 2 or not 0 <= values[0] <= values[1] or not all(math.isfinite(v) for v in values):
         raise UsageError(f"--think must be LO,HI with 0 <= LO <= HI seconds, got {text!r}")
     return values[0], values[1]
+
+
+def _kind(args: argparse.Namespace) -> str:
+    kind = str(args.browser or ("remote" if args.webdriver_url else "chromium"))
+    if args.webdriver_url and kind != "remote":
+        raise UsageError("--webdriver-url needs --browser remote (or no --browser)")
+    return kind
+
+
+def _grid(args: argparse.Namespace) -> bool:
+    """Whether this soak runs as a batch of sessions (``--browsers``, or a relay placed for other hosts)."""
+    return any(v is not None for v in (args.browsers, args.bind, args.public_url, args.relay_url))
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -118,21 +147,54 @@ def _options(args: argparse.Namespace) -> Any:
         if (out / "timeline.jsonl").exists():
             raise UsageError(f"{out}: already holds a soak (use --resume {out} to continue it)")
         out.mkdir(parents=True, exist_ok=True)
+        apps = args.app or ["builtin"]
+        if len(apps) > 1 and not _grid(args):
+            raise UsageError(f"{len(apps)} --app values need --browsers N (one soak runs one app)")
         meta = SoakMeta(
-            duration_s=hours * 3600, app=args.app, adapter=args.adapter, traffic=traffic,
+            duration_s=hours * 3600, app=apps[0], adapter=args.adapter, traffic=traffic,
             interval=args.interval, seed=args.seed, browse_s=args.browse, think_s=_think(args.think),
             idle_window=args.idle_window,
-            idle_settle=args.idle_settle, browser=args.browser, webdriver_url=args.webdriver_url,
+            idle_settle=args.idle_settle, browser=_kind(args), webdriver_url=args.webdriver_url,
         )
-    if args.webdriver_url and args.browser != "remote":
-        raise UsageError("--webdriver-url needs --browser remote")
-    spec = BrowserSpec(kind=args.browser, headed=args.headed, webdriver_url=args.webdriver_url)
+    spec = BrowserSpec(kind=_kind(args), headed=args.headed, webdriver_url=args.webdriver_url)
     return SoakOptions(meta=meta, out=out, resume=args.resume is not None, browser=spec,
                        allow_unavailable=args.allow_unavailable)
 
 
+def _grid_options(args: argparse.Namespace) -> Any:
+    from relaysim.grid import GridSoakOptions, RelayPlace, spread
+
+    if args.resume is not None:
+        raise UsageError("--resume continues one session's directory: give it OUT/session-K, without "
+                         "--browsers, --bind, --public-url or --relay-url")
+    n = 1 if args.browsers is None else args.browsers
+    apps = spread(args.app or ["builtin"], n)
+    if args.relay_url is not None and args.bind is not None:
+        raise UsageError("--relay-url uses a running relay: --bind has nothing to place")
+    place = RelayPlace.parse(args.bind, args.public_url)
+    single = _options(argparse.Namespace(**{**vars(args), "app": [apps[0]], "browsers": n}))
+    return GridSoakOptions(meta=single.meta, apps=apps, out=single.out, browser=single.browser, place=place,
+                           relay_url=args.relay_url, allow_unavailable=args.allow_unavailable)
+
+
+def grid_soak_command(args: argparse.Namespace) -> int:
+    from relaysim.grid import render_grid_table, run_grid_soak
+
+    options = _grid_options(args)
+    print(f"soak: {len(options.apps)} session(s), writing {options.out}/session-K/ (timeline.jsonl and "
+          f"events.jsonl as they go); summary.json and report.html at the end", flush=True)
+    result = run_grid_soak(options, args.progress)
+    print(render_grid_table(result.summary), end="")
+    print(f"stopped: {result.stop_reason}")
+    print(f"summary: {result.out / 'summary.json'}\nreport: {result.out / 'report.html'}")
+    return int(result.exit_code)
+
+
 def soak_command(args: argparse.Namespace) -> int:
     from relaysim.report import render_table
+
+    if _grid(args):
+        return grid_soak_command(args)
     from relaysim.soak import read_prior, run_soak
     from relaysim.soak.progress import open_progress
 
