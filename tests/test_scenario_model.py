@@ -42,6 +42,7 @@ def test_step_kinds() -> None:
         "back",
         "click",
         "close_all",
+        "faults",
         "feed",
         "js",
         "measure_idle",
@@ -333,8 +334,8 @@ BAD = [
     ),
     (
         'nam = "x"\n[[steps]]\ndo = "feed"\n',
-        "{f}:1: unknown key 'nam' (expected one of: app, browser, dataset, description, name, probe_calls, "
-        "sample_interval, seed, steps, thresholds, traffic)",
+        "{f}:1: unknown key 'nam' (expected one of: app, browser, dataset, description, faults, name, "
+        "probe_calls, sample_interval, seed, steps, thresholds, traffic)",
     ),
     ('name = ""\n[[steps]]\ndo = "feed"\n', "{f}:1: 'name' must be a non-empty string, got ''"),
     ('sample_interval = 0\n[[steps]]\ndo = "feed"\n', "{f}:1: 'sample_interval' must be a number > 0, got 0"),

@@ -88,6 +88,8 @@ def relay_config(target: AppTarget, scenario: Scenario, *, max_events: int | Non
         traffic=rates,
         traffic_paused=paused if rates is not None else False,
         static=target.static_dir,
+        faults=scenario.faults or None,
+        faults_seed=scenario.seed if scenario.faults_seed is None else scenario.faults_seed,
     )
     if max_events is not None:
         config = dataclasses.replace(config, max_events=max_events)
@@ -103,7 +105,13 @@ def open_relay(
     if relay_url is not None:
         from relaysim.browser.relay_http import RelayHttp
 
-        yield RelayHttp(relay_url)
+        handle = RelayHttp(relay_url)
+        if scenario.faults:  # the [faults] table, on the relay at --relay-url (its loopback control)
+            from relaysim.scenario._faults import switch_faults
+
+            seed = scenario.seed if scenario.faults_seed is None else scenario.faults_seed
+            switch_faults(handle, scenario.faults, seed)
+        yield handle
         return
     from relaysim.relay import SyncRelay
 

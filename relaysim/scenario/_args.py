@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from relaysim.analysis import assertion_names
 from relaysim.errors import UsageError
+from relaysim.relay.faults import parse_faults
 from relaysim.traffic.rates import KIND_NAMES, parse_rates
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "AssertionNames",
     "BadValue",
     "Choice",
+    "FaultsText",
     "Flag",
     "FloatRange",
     "IntRange",
@@ -170,6 +172,23 @@ class Rates(ArgType):
 
     def describe(self) -> str:
         return 'traffic spec ("notes=2/s,...")'
+
+
+@dataclass(frozen=True)
+class FaultsText(ArgType):
+    """Injected faults as ``--faults`` text, e.g. ``disconnect-every=3s,delay=50ms``; ``off`` = none."""
+
+    def check(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise BadValue(f'must be --faults text such as "drop=0.01,delay=50ms" or "off", got {value!r}')
+        try:
+            spec = parse_faults(value)
+        except UsageError as exc:
+            raise BadValue(f"is not a faults spec: {exc}") from None
+        return spec.describe()
+
+    def describe(self) -> str:
+        return 'faults spec ("disconnect-every=3s,..." or "off")'
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ class Scenario:
     ``dataset`` a dataset name or path; ``thresholds`` the defaults with ``threshold_overrides``
     applied; ``traffic`` the rates live traffic starts with (None = off until a traffic step);
     ``sample_interval`` seconds between samples until a ``sample`` step changes it; ``probe_calls``
-    back-to-back calls used to measure the probe cost at the start; ``seed`` the traffic seed.
+    back-to-back calls used to measure the probe cost at the start; ``seed`` the traffic seed;
+    ``faults`` the injected network faults the relay starts with (``--faults`` text, ``""`` = none,
+    from the ``[faults]`` table) and ``faults_seed`` their seed (None: ``seed``).
     """
 
     name: str
@@ -62,6 +64,8 @@ class Scenario:
     threshold_overrides: Mapping[str, float] = field(default_factory=dict)
     browser: BrowserOptions = field(default_factory=BrowserOptions)
     path: str | None = None
+    faults: str = ""
+    faults_seed: int | None = None
 
     def walk(self) -> Iterator[Step]:
         """Every written step in document order (see :func:`walk`)."""

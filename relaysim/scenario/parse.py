@@ -18,6 +18,7 @@ from pathlib import Path
 
 from relaysim.analysis import ASSERTIONS, ThresholdError, Thresholds
 from relaysim.errors import UsageError
+from relaysim.relay.faults import FAULT_KINDS, fault_spec, fault_value
 from relaysim.resources import scenarios_dir
 from relaysim.scenario._args import (
     ArgType,
@@ -286,6 +287,7 @@ _TOP_KEYS = (
     "browser",
     "dataset",
     "description",
+    "faults",
     "name",
     "probe_calls",
     "sample_interval",
@@ -350,6 +352,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     overrides = dict(raw_th)
 
     browser = _browser(p, data.get("browser", {}))
+    fields.update(_faults(p, data.get("faults", {})))
 
     if "steps" not in data:
         raise p.fail(None, "no steps (add [[steps]] tables)")
@@ -364,6 +367,39 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         path=source,
         **fields,  # type: ignore[arg-type]
     )
+
+
+def _faults(p: _Parser, raw: object) -> dict[str, object]:
+    """The ``[faults]`` table: ``--faults`` items as keys (``delay = "50ms"``), plus ``seed``."""
+    where = p.where
+    if not isinstance(raw, dict):
+        raise p.fail(where.key("faults"), "'faults' must be a table ([faults])")
+    values: dict[str, object] = {}
+    seed: int | None = None
+    for key, value in raw.items():
+        line = where.key(key, "faults")
+        if key == "seed":
+            try:
+                seed = IntRange(0).check(value)
+            except BadValue as exc:
+                raise p.fail(line, f"faults.seed {exc}") from None
+            continue
+        if key not in FAULT_KINDS:
+            known = ", ".join((*FAULT_KINDS, "seed"))
+            raise p.fail(line, f"unknown fault {key!r} in [faults] (expected one of: {known})")
+        text = ("1" if value else "0") if isinstance(value, bool) else value
+        if not isinstance(text, str | int | float):
+            raise p.fail(line, f"faults.{key} must be a number or a string, got {value!r}")
+        try:
+            values[key] = fault_value(key, str(text))
+        except ValueError as exc:
+            raise p.fail(line, f"faults.{key} {exc}") from None
+    if values.get("reset") and "disconnect-every" not in values:
+        raise p.fail(
+            where.key("reset", "faults"),
+            "faults.reset needs disconnect-every (it says how disconnect-every ends connections)",
+        )
+    return {"faults": fault_spec(values).describe(), "faults_seed": seed}
 
 
 def _window_size(ws: object) -> tuple[int, int]:

@@ -45,6 +45,7 @@ from relaysim.scenario._app import generic_adapter as generic_adapter
 from relaysim.scenario._app import open_relay as open_relay
 from relaysim.scenario._assemble import build_report
 from relaysim.scenario._cycles import measured_growth, parsed_sites, read_cycle
+from relaysim.scenario._faults import switch_faults
 from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
 from relaysim.scenario._step import walk
@@ -293,6 +294,14 @@ class ScenarioRunner:
             control.burst(kind, n or 1)
         self.sampler.sample("traffic")
         return f"traffic {mode}"
+
+    def faults(self, spec: str) -> str:
+        """A ``faults`` step: switch the relay's injected faults now (POST /control/faults)."""
+        if self.relay is None:
+            raise UsageError("a faults step needs a relay to steer (none attached)")
+        switch_faults(self.relay, spec)
+        self.sampler.sample("faults")
+        return f"faults {spec or 'off'}"
 
     def close_all(self) -> str:
         if self.relay is None:
