@@ -17,6 +17,7 @@ from relaysim._version import __version__
 from relaysim.analysis import Sample
 from relaysim.browser.idle import IdleOutcome
 from relaysim.browser.probes import BrowserFigures
+from relaysim.scenario._faults import fault_figures, fault_note
 from relaysim.scenario._result import RunResult
 
 __all__ = ["build_report", "idle_notes"]
@@ -94,6 +95,9 @@ def build_report(res: RunResult) -> rp.Report:
     held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
     if held:
         notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
+    faults = fault_figures(res.relay_stats, res.started_at)
+    if (note := fault_note(faults)) is not None:
+        notes.append(note)
     if res.alloc_log:
         records = ", ".join(
             f"{r.get('source')}.{r.get('metric')}={r.get('value')}" for r in res.alloc_log[:20]
@@ -134,6 +138,7 @@ def build_report(res: RunResult) -> rp.Report:
             events_pushed=totals.get("events_sent"),
             bytes_pushed=totals.get("bytes_sent"),
             connections=totals.get("connections_opened"),
+            faults=faults,
         ) if res.relay_stats is not None else None,
         probe_cost=res.probe_cost,
         idle=last_idle,
