@@ -10,7 +10,7 @@ from pathlib import Path
 CLIENT_DIR = Path(__file__).resolve().parent
 """The directory to serve as the static root (index.html, host.mjs, worker.mjs, heap.wasm)."""
 
-LEAKS = ("maps", "dom", "subs", "idle", "thread", "thread-profile")
+LEAKS = ("maps", "dom", "subs", "idle", "thread", "thread-profile", "reconnect")
 """The leak switches the client understands in `?leaks=a,b`."""
 
 __all__ = ["CLIENT_DIR", "LEAKS"]

@@ -9,7 +9,7 @@
 // ?costly-probe=1, a hook asks the Worker by postMessage and returns a Promise.
 
 const params = new URLSearchParams(location.search);
-const KNOWN_LEAKS = ['maps', 'dom', 'subs', 'idle', 'thread', 'thread-profile'];
+const KNOWN_LEAKS = ['maps', 'dom', 'subs', 'idle', 'thread', 'thread-profile', 'reconnect'];
 const leaks = (params.get('leaks') || '').split(',').map((s) => s.trim()).filter(Boolean);
 const badLeaks = leaks.filter((l) => !KNOWN_LEAKS.includes(l));
 const costlyProbe = ['1', 'true', 'yes'].includes(params.get('costly-probe') || '');
@@ -22,7 +22,7 @@ const SITE_NAMES = [
   'events', 'seen events', 'note elements', 'reactions', 'reposts', 'zaps',
   'author names', 'author pics', 'author content', 'embeds', 'reply cache', 'profile wrappers',
   'thread events', 'ws frames', 'idle timer', 'probe', 'map:events', 'map:authors', 'map:embeds',
-  'map:replies', 'map:profile wrappers', 'contacts',
+  'map:replies', 'map:profile wrappers', 'contacts', 'reconnects',
 ];
 const HANDLE_THRESHOLDS = [100, 500, 1000, 2000, 5000];
 const RESTART_KEY = 'relaysim.restart';

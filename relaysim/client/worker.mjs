@@ -19,7 +19,7 @@ const SITE_NAMES = [
   'events', 'seen events', 'note elements', 'reactions', 'reposts', 'zaps',
   'author names', 'author pics', 'author content', 'embeds', 'reply cache', 'profile wrappers',
   'thread events', 'ws frames', 'idle timer', 'probe', 'map:events', 'map:authors', 'map:embeds',
-  'map:replies', 'map:profile wrappers', 'contacts',
+  'map:replies', 'map:profile wrappers', 'contacts', 'reconnects',
 ];
 const SITE = Object.fromEntries(SITE_NAMES.map((name, i) => [name, i]));
 const OVERFLOW_SITE = 63;
@@ -301,6 +301,31 @@ function onFrame(text) {
 
 let reconnectDelay = 1000;
 
+// leaks=reconnect: every reconnect attempt keeps its state for good -- the socket and its handlers,
+// an 8 KiB receive buffer in the heap (`reconnects` site) and a heap copy of the subscription
+// records the dropped connection held -- and after each reconnect the page's subscriptions are sent
+// again under new ids once per past attempt, ids the app then forgets: they pile up on the live
+// connection, where close_all cannot reach them.  The fixed client keeps nothing per attempt.
+const attempts = [];
+const RECONNECT_BUFFER = 8192;
+
+function keepAttempt(sock, handlers) {
+  const records = [...subs.values()].map((s) => ({ id: s.id, page: s.page, filters: s.filters }));
+  attempts.push({ n: attempts.length + 1, sock, handlers, records, buffer: alloc(SITE.reconnects, RECONNECT_BUFFER) });
+  storeStr(SITE.reconnects, JSON.stringify(records));
+}
+
+function resendPast() {
+  const page = [...subs.values()].filter((s) => !s.oneShot && s.page === S.page);
+  for (const a of attempts) {
+    for (const s of page) {
+      const id = `${s.id}~r${a.n}`;
+      storeStr(SITE.reconnects, JSON.stringify({ id, filters: s.filters }));
+      send(['REQ', id, ...s.filters]);
+    }
+  }
+}
+
 // One socket to the relay on the page's own origin.  When it drops, subscriptions are gone with it:
 // pending loads are resolved with what they had, and after reconnecting (1 s, doubling to 30 s)
 // the current page is loaded again, as a fresh open of that page.
@@ -318,12 +343,14 @@ function connect() {
     } else if (S.page) {
       post({ t: 'status', text: 'reconnected' });
       queue = queue.then(() => switchPage(S.page, S.arg, { push: false }));
+      if (leaks.has('reconnect')) queue = queue.then(resendPast);
     }
   };
   sock.onmessage = (e) => onFrame(typeof e.data === 'string' ? e.data : '');
   sock.onclose = () => {
     if (opened) post({ t: 'conns', n: 0 });
     post({ t: 'status', text: `disconnected from relay; retrying in ${reconnectDelay / 1000} s` });
+    if (leaks.has('reconnect')) keepAttempt(sock, [sock.onopen, sock.onmessage, sock.onclose]);
     for (const s of subs.values()) if (!s.eose) s.resolve(s.collected);
     subs.clear();
     S.token += 1;
