@@ -16,6 +16,9 @@ const costlyProbe = ['1', 'true', 'yes'].includes(params.get('costly-probe') || 
 const restartPollS = Number(params.get('restart_poll') ?? 60);
 const restartMB = Number(params.get('restart_mb') ?? 128);
 const pageCap = Number(params.get('page_cap') ?? 1000);
+// ?hooks=off: the same app with no relaysim or __moxie_* hooks on globalThis (the browser-level
+// control group: a harness sees it as it sees any third-party client). Removed once installed, below.
+const hooksOff = params.get('hooks') === 'off';
 const isolated = globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
 const COUNTER_WORDS = 144;
 const SITE_NAMES = [
@@ -206,6 +209,7 @@ const TITLES = { feed: 'Feed', notifications: 'Notifications', thread: 'Thread',
 
 function onClear(msg) {
   main.replaceChildren(); // elements leave the page; their handles stay until the Worker releases them
+  main.setAttribute('aria-busy', 'true');
   document.body.dataset.page = msg.page;
   $('#title').textContent = TITLES[msg.page] || msg.page;
   $('[data-testid=load-more]').hidden = !msg.more;
@@ -244,7 +248,7 @@ function onWorkerMessage(e) {
     case 'release': releaseAll(msg.ids); break;
     case 'remove': for (const h of msg.ids) _elements.get(h)?.remove(); break;
     case 'clear': onClear(msg); break;
-    case 'state': state = msg.state; renderStatus(); break;
+    case 'state': state = msg.state; renderStatus(); renderBusy(); break;
     case 'conns':
       openSockets = msg.n;
       logAlloc('ws', '_conns.size', msg.n);
@@ -262,6 +266,7 @@ function onWorkerMessage(e) {
       }
       booted = true;
       for (const r of bootWaiters.splice(0)) r();
+      renderBusy();
       break;
     case 'done':
     case 'answer': {
@@ -358,6 +363,12 @@ globalThis.__relaysim_app_state = () => ({
   costlyProbe, scrollY: window.scrollY, error: bootError,
 });
 
+// A person sees a page load finish; so does a harness without hooks: #page[aria-busy] is "true"
+// from a page switch until the page has its EOSE and is rendered (set here and in onClear).
+function renderBusy() {
+  main.setAttribute('aria-busy', state.ready && booted ? 'false' : 'true');
+}
+
 function pick(prefix, arg) {
   if (typeof arg === 'number') {
     const all = [...main.querySelectorAll(`[data-testid^="${prefix}"]`)];
@@ -387,6 +398,15 @@ globalThis.__relaysim_action = async (name, arg) => {
   } else throw new Error(`unknown action ${name}`);
   return { ...globalThis.__relaysim_app_state(), result };
 };
+
+// ?hooks=off: every hook above removed again, so the page offers a harness nothing but its DOM.
+if (hooksOff) {
+  for (const name of Object.keys(globalThis)) {
+    if (name.startsWith('__moxie_') || name.startsWith('__relaysim_')) delete globalThis[name];
+  }
+  delete globalThis.__moxie_instrument;
+  delete globalThis._elements;
+}
 
 // ------------------------------------------------------------------------ proactive restart
 

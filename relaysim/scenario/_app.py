@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from relaysim.dataset.generate import DEFAULT_RELAY_URL
 from relaysim.errors import UsageError
-from relaysim.scenario.adapters import Adapter, load_adapter, parse_adapter
+from relaysim.scenario.adapters import BUILTIN, Adapter, load_adapter, parse_adapter
 from relaysim.scenario.model import Scenario
 from relaysim.scenario.steps import Traffic
 
@@ -33,6 +34,8 @@ def adapter_for(target: AppTarget, adapter_path: str | None = None) -> Adapter:
     :func:`generic_adapter` for an app relaysim knows nothing about."""
     if adapter_path:
         return load_adapter(adapter_path)
+    if target.kind == "builtin" and target.hooks_off:
+        return load_adapter(BUILTIN.with_name("builtin-dom.toml"))
     if target.kind == "builtin":
         return load_adapter("builtin")
     return generic_adapter()
@@ -48,6 +51,11 @@ class AppTarget:
     url: str | None = None
     static_dir: Path | None = None
 
+    @property
+    def hooks_off(self) -> bool:
+        """``builtin?hooks=off``: the reference client with its hooks removed (driven by its DOM)."""
+        return "off" in parse_qs(self.query).get("hooks", [])
+
     def page_url(self, relay_http_url: str | None) -> str:
         if self.kind == "url":
             return self.url or self.spec
@@ -58,7 +66,8 @@ class AppTarget:
 
 
 def resolve_app(spec: str) -> AppTarget:
-    """``builtin`` / ``builtin?leaks=idle`` / ``http(s)://...`` / an existing directory."""
+    """``builtin`` / ``builtin?leaks=idle`` / ``builtin?hooks=off`` / ``http(s)://...`` / an existing
+    directory."""
     if spec == "builtin" or spec.startswith("builtin?"):
         return AppTarget("builtin", spec, query=spec.partition("?")[2])
     if urlsplit(spec).scheme in ("http", "https"):
@@ -69,10 +78,20 @@ def resolve_app(spec: str) -> AppTarget:
     raise UsageError(f"--app {spec!r} is neither builtin, builtin?QUERY, an http(s) URL nor a directory")
 
 
-def relay_config(target: AppTarget, scenario: Scenario, *, max_events: int | None = None) -> Any:
+def relay_config(
+    target: AppTarget,
+    scenario: Scenario,
+    *,
+    max_events: int | None = None,
+    port: int = 0,
+    test_headers: bool | None = None,
+) -> Any:
     """The :class:`~relaysim.relay.RelayConfig` a run of ``scenario`` against ``target`` needs: its
     dataset, its traffic (paused unless the scenario starts it; a generator whenever a step steers it),
-    the app's directory. ``max_events`` caps the live events kept (default: the relay's own cap)."""
+    the app's directory. ``max_events`` caps the live events kept (default: the relay's own cap);
+    ``test_headers`` sends COOP/COEP (default: for the built-in client only). The dataset's relay hints
+    and kind-10002 lists name the relay's own URL (``hints_follow_url``), so a client that follows
+    them stays on the relay being measured."""
     from relaysim.relay import RelayConfig
 
     rates = scenario.traffic or next(
@@ -90,18 +109,32 @@ def relay_config(target: AppTarget, scenario: Scenario, *, max_events: int | Non
         static=target.static_dir,
         faults=scenario.faults or None,
         faults_seed=scenario.seed if scenario.faults_seed is None else scenario.faults_seed,
+        port=port,
+        test_headers=test_headers,
+        hints_follow_url=True,
     )
     if max_events is not None:
         config = dataclasses.replace(config, max_events=max_events)
     return config
 
 
+DEFAULT_PORT: int = urlsplit(DEFAULT_RELAY_URL).port or 7447
+"""The port a run's relay takes when it is free: the one the datasets' relay hints name by default, so
+the cached build is reused and an app configured for ``ws://127.0.0.1:7447/`` finds the relay."""
+
+
 @contextlib.contextmanager
 def open_relay(
-    target: AppTarget, scenario: Scenario, relay_url: str | None, *, max_events: int | None = None
+    target: AppTarget,
+    scenario: Scenario,
+    relay_url: str | None,
+    *,
+    max_events: int | None = None,
+    test_headers: bool | None = None,
+    prefer_port: int | None = DEFAULT_PORT,
 ) -> Iterator[Any]:
-    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay` (:func:`relay_config`), or an
-    HTTP handle on ``relay_url``."""
+    """The relay for a run: a local :class:`~relaysim.relay.SyncRelay` (:func:`relay_config`) on
+    ``prefer_port`` when it is free (else on any free port), or an HTTP handle on ``relay_url``."""
     if relay_url is not None:
         from relaysim.browser.relay_http import RelayHttp
 
@@ -115,5 +148,15 @@ def open_relay(
         return
     from relaysim.relay import SyncRelay
 
-    with SyncRelay(relay_config(target, scenario, max_events=max_events)) as relay:
+    config = relay_config(target, scenario, max_events=max_events, test_headers=test_headers)
+    relay = None
+    if prefer_port:
+        preferred = SyncRelay(dataclasses.replace(config, port=prefer_port))
+        with contextlib.suppress(UsageError):  # taken (another relay, another run): any free port
+            preferred.start()
+            relay = preferred
+    if relay is None:
+        relay = SyncRelay(config)
+        relay.start()
+    with contextlib.closing(relay):
         yield relay
