@@ -483,3 +483,38 @@ def test_the_relay_reports_the_spec_digest_of_what_it_serves(tmp_path, monkeypat
     assert served.info["spec_sha256"] == spec_sha256(parse_spec(TINY))
     assert served.info["sha256"] != served.info["spec_sha256"]
     assert Identity(scenario="x").dataset_spec_sha256 is None
+
+
+# --- relaysim run --baseline: what is checked before a browser starts ------------------------------
+
+
+def test_run_baseline_of_another_scenario_is_refused_before_the_run(tmp_path, capsys):
+    write_report(tmp_path / "idle.json", make_report(scenario="idle"))
+    assert main(["run", "thread-profile-cycle", "--baseline", str(tmp_path / "idle.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"relaysim: error: cannot compare with {tmp_path / 'idle.json'}: the scenario differs: "
+                   "BASE ran 'idle', this run is 'thread-profile-cycle'\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tolerance", "idle_rate=5"], "--tolerance needs --baseline"),
+    (["--baseline", "nope.json"], "nope.json: cannot read report"),
+    (["--baseline", "x.json", "--tolerance", "idle_rate=x"], "--tolerance takes NAME=ABS"),
+])
+def test_run_baseline_usage_errors_come_before_the_run(capsys, args, message):
+    assert main(["run", "idle", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("relaysim: error: ") and message in err
+
+
+def test_the_documented_tolerances_are_the_declared_ones():
+    from relaysim.analysis import get_assertion
+
+    text = (Path(__file__).parents[1] / "docs" / "ci.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
+    documented = {name: (abs_, rel) for name, abs_, rel in rows}
+    assert len(documented) >= 17
+    for name, (abs_text, rel_text) in documented.items():
+        tol = get_assertion(name).tolerance
+        assert float(abs_text.split()[0]) == tol.abs, name
+        assert float(rel_text.strip().rstrip(" %") or 0) / 100 == pytest.approx(tol.rel), name
