@@ -12,6 +12,7 @@ application/nostr+json``               answers the preflight)
 ``POST /control/traffic/pause|resume`` pause or resume the traffic generator
 ``POST /control/traffic/burst?kind=notes&n=10``   publish n extra events now
 ``POST /control/faults?spec=drop=0.01&seed=N``    switch the injected faults (``spec=off``: none)
+``GET /media/<folder>/<name>``         the dataset's images (``relay/media.py``), unless the app has the file
 anything else (GET/HEAD)               the web app under test (``resolve_static``)
 =====================================  =========================================================
 
@@ -35,6 +36,7 @@ from relaysim.errors import UsageError
 from relaysim.nostr.nip19 import npub_encode
 from relaysim.relay.http import HttpRequest, HttpResponse, json_response, text_response
 from relaysim.relay.limits import Limits, nip11_document
+from relaysim.relay.media import media_image
 from relaysim.relay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from relaysim.traffic import TrafficStatistics
 
@@ -188,7 +190,24 @@ async def _route(relay: RelayEndpoints, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"pubkey": relay.viewer, "npub": npub_encode(relay.viewer)})
     if path == "/idle":
         return await _idle(relay, _params(request))
-    return relay.static_response(request.target)
+    response = relay.static_response(request.target)
+    if response.status == 404 and path.startswith("/media/"):
+        return _media(path) or response
+    return response
+
+
+def _media(path: str) -> HttpResponse | None:
+    """A dataset image (its URL names this relay): public test data, so any origin may embed it."""
+    image = media_image(path)
+    if image is None:
+        return None
+    headers = [
+        ("Content-Type", image[0]),
+        ("Cache-Control", "no-store"),
+        ("Cross-Origin-Resource-Policy", "cross-origin"),
+        *CORS_HEADERS,
+    ]
+    return HttpResponse(200, headers, image[1])
 
 
 async def _idle(relay: RelayEndpoints, params: dict[str, str]) -> HttpResponse:
