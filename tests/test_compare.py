@@ -518,3 +518,12 @@ def test_the_documented_tolerances_are_the_declared_ones():
         tol = get_assertion(name).tolerance
         assert float(abs_text.split()[0]) == tol.abs, name
         assert float(rel_text.strip().rstrip(" %") or 0) / 100 == pytest.approx(tol.rel), name
+
+
+def test_the_text_table_keeps_each_row_on_one_line():
+    from relaysim.report import render_comparison
+
+    text = render_comparison(compared(make_report(), make_report(wrappers=37)))
+    line = next(x for x in text.splitlines() if "[cache group: profile wrappers]" in x)
+    assert line.split() == ["cache_entries_bounded", "[cache", "group:", "profile", "wrappers]", "1.20", "x",
+                            "limit", "3.70", "x", "limit", "+2.50", "x", "limit", "(+208.3%)", "REGRESSED"]

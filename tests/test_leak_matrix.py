@@ -23,11 +23,9 @@ idle 10 s, thread 28 s, subs 23 s, dom 26 s, maps 26 s, thread-profile 13 s.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from relaysim.cli import main
+from tests.matrix_runs import matrix_run
 
 pytestmark = pytest.mark.browser
 
@@ -49,10 +47,9 @@ EXPECTED_UNAVAILABLE = {"subs": {"idle_rate": "still held"}}
 
 
 def run_cli(tmp_path, capsys, scenario: str, app: str) -> tuple[int, dict, str]:
-    report = tmp_path / "r.json"
-    code = main(["run", scenario, "--app", app, *SHORT_IDLE, "--report", str(report)])
-    out = capsys.readouterr().out
-    return code, json.loads(report.read_text()), out
+    # once per session: tests/test_compare_matrix.py compares these very reports (tests/matrix_runs.py)
+    run = matrix_run(tmp_path, scenario, app, *SHORT_IDLE)
+    return run.code, run.report, run.out
 
 
 def by_name(report: dict) -> dict[str, dict]:

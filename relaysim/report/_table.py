@@ -90,7 +90,7 @@ def _text(console_width: int, table: Table) -> list[str]:
     return [line.rstrip() for line in buf.getvalue().rstrip("\n").split("\n")]
 
 
-def render_comparison(comparison: Comparison, width: int = 110, sites: int = 10) -> str:
+def render_comparison(comparison: Comparison, sites: int = 10) -> str:
     """A comparison as text: every assertion, then the sites that changed (up to ``sites``), the
     notes, and ``compare: REGRESSED`` (or improved, same)."""
     b, n = comparison.base, comparison.new
@@ -103,7 +103,7 @@ def render_comparison(comparison: Comparison, width: int = 110, sites: int = 10)
     for r in [*comparison.assertion_rows, *changed[:sites]]:
         table.add_row(Text(r.label), format_value(r.base, r.unit), format_value(r.new, r.unit),
                       format_change(r), r.verdict.value.upper())  # Text: a site name is not rich markup
-    lines = _text(width, table)
+    lines = _text(1000, table)  # as wide as its rows: a wrapped row would split a site's name
     if len(changed) > sites:
         lines.append(f"  ({len(changed) - sites} more site(s) changed; --format json lists them all)")
     for r in comparison.rows:
