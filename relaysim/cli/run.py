@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from relaysim.cli._batch import add_batch_options, batch_command, wants_batch
 from relaysim.cli.compare import add_compare_options
 from relaysim.errors import EnvironmentProblem, ExitCode, UsageError
 
@@ -60,6 +61,7 @@ def register(subparsers: Any) -> None:
                    help="stdout: the text table, or markdown for a pull-request comment (default text)")
     p.add_argument("--junit-xml", type=Path, default=None, metavar="FILE",
                    help="also write JUnit XML: one test case per assertion (and per compared figure)")
+    add_batch_options(p)  # --browsers N, --variant, --bind, --public-url (relaysim.grid)
     p.set_defaults(func=run_command)
 
 
@@ -92,6 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--idle-settle must be >= 0, got {args.idle_settle:g}")
     if args.idle_windows is not None and args.idle_windows < 1:
         raise UsageError(f"--idle-windows must be >= 1, got {args.idle_windows}")
+    if wants_batch(args):
+        return batch_command(args)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     baseline = _read_baseline(args, scenario.name)
     spec = browser_spec(args, scenario.browser)
