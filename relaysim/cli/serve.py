@@ -40,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="where browsers on other machines (Grid nodes) reach this relay, e.g. http://relay-host:7447/; "
+        "the dataset's relay hints name it (default: the bound address)",
+    )
+    parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
     )
     parser.add_argument(
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         traffic_seed=args.traffic_seed,
         traffic_paused=args.traffic_paused,
         max_events=args.max_events,
+        public_url=args.public_url,
         faults=args.faults,
         faults_seed=args.faults_seed,
         # Hints name this relay when its address is fixed; port 0 keeps the default build.
@@ -118,6 +126,8 @@ async def serve(config: RelayConfig) -> int:
             print(f"relaysim: relay   {relay.url}", flush=True)
             print(f"relaysim: app     {relay.http_url}", flush=True)
             print(f"relaysim: stats   {relay.http_url}stats", flush=True)
+            if config.public_url is not None:
+                print(f"relaysim: public  {relay.public_http_url} (the app, for other machines)", flush=True)
             print(
                 f"relaysim: ready in {relay.ready_seconds:.2f} s: {info.get('events_stored', 0)} events "
                 f"from {info.get('dataset') or 'nothing (empty relay)'}"

@@ -9,21 +9,26 @@ explains running a Grid across machines.
 
 from relaysim.grid._place import RelayPlace, browser_args, page_base
 from relaysim.grid._relay import SessionRelay, label_browser
+from relaysim.grid._run import GridRunOptions, Job, jobs_for, run_grid_batch
 from relaysim.grid._soak import GridSoakOptions, GridSoakResult, run_grid_soak, spread
 from relaysim.grid._summary import GridSummary, SessionRow, build_grid_summary, render_grid_table, session_row
 
 __all__ = [
+    "GridRunOptions",
     "GridSoakOptions",
     "GridSoakResult",
     "GridSummary",
+    "Job",
     "RelayPlace",
     "SessionRelay",
     "SessionRow",
     "browser_args",
     "build_grid_summary",
+    "jobs_for",
     "label_browser",
     "page_base",
     "render_grid_table",
+    "run_grid_batch",
     "run_grid_soak",
     "session_row",
     "spread",
