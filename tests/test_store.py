@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from relaysim.errors import UsageError
 from relaysim.nostr import Event, pubkey_of, sign_event
 from relaysim.nostr.filter import Filter
-from relaysim.store import MSG_DELETED, MSG_DUPLICATE, MSG_HAVE_NEWER, EventStore, sort_key
+from relaysim.store import MSG_DELETED, MSG_DUPLICATE, MSG_HAVE_NEWER, EventStore, _store, sort_key
+from relaysim.store._record import decode, is_pinned, raw_id_of, wire
 from relaysim.store._rules import deletion_targets
 
 AUX = bytes(32)
@@ -216,28 +217,40 @@ class Model:
 
 
 def check_indexes(store: EventStore) -> None:
-    """White-box: every index list is sorted and holds exactly the stored events' keys."""
-    events = list(store._by_id.values())
-    keys = {sort_key(e): e for e in events}
-    assert store._by_key == keys
-    assert store._time == sorted(keys)
-    expected: dict[str, dict] = {"author": {}, "kind": {}, "author_kind": {}, "tag": {}}
-    for key, e in keys.items():
-        expected["author"].setdefault(e.pubkey, []).append(key)
-        expected["kind"].setdefault(e.kind, []).append(key)
-        expected["author_kind"].setdefault((e.pubkey, e.kind), []).append(key)
-        for pair in {(t[0], t[1]) for t in e.tags if len(t) >= 2 and len(t[0]) == 1 and t[0].isalpha()}:
-            expected["tag"].setdefault(pair, []).append(key)
+    """White-box: every index list is sorted and holds exactly the stored events' records."""
+    records = list(store._by_id.values())
+    events = {record: decode(record) for record in records}
+    for raw, record in store._by_id.items():
+        event = events[record]
+        assert raw == bytes.fromhex(event.id) == raw_id_of(record)
+        # The record is the header and the event's own wire JSON, nothing re-encoded.
+        assert record[:40] == sort_key(event) and wire(record) == orjson.dumps(event.to_dict())
+    assert store._time == sorted(records)
+    expected: dict[str, dict] = {"author": {}, "kind": {}, "author_kind": {}}
+    tags: dict[str, dict] = {}
+    for record, e in events.items():
+        expected["author"].setdefault(e.pubkey, []).append(record)
+        expected["kind"].setdefault(e.kind, []).append(record)
+        expected["author_kind"].setdefault((e.pubkey, e.kind), []).append(record)
+        indexed = {(t[0], t[1]) for t in e.tags if len(t) >= 2 and len(t[0]) == 1 and t[0].isalpha()}
+        for name, value in indexed:
+            tags.setdefault(name, {}).setdefault(value, []).append(record)
     for name, index in expected.items():
-        assert getattr(store, "_" + name) == {entry: sorted(ks) for entry, ks in index.items()}, name
-    assert set(store._latest.values()) == {e.id for e in events if _address(e) is not None}
-    assert set(store._fifo) | store._pinned == set(store._by_id)
-    assert not set(store._fifo) & store._pinned
-    assert store._expiry_order == sorted((expiration, key) for key, expiration in store._expiry.items())
+        assert getattr(store, "_" + name) == {entry: sorted(rs) for entry, rs in index.items()}, name
+    assert store._tag == {name: {v: sorted(rs) for v, rs in values.items()} for name, values in tags.items()}
+    assert set(store._latest.values()) == {r for r, e in events.items() if _address(e) is not None}
+    pinned = [r for r in records if is_pinned(r)]
+    unpinned = [r for r in records if not is_pinned(r)]
+    assert (store._pinned, store._unpinned) == (len(pinned), len(unpinned))
+    # The eviction queue holds every unpinned record in insertion order, plus a bounded few that left.
+    live_in_queue = [r for r in store._fifo if store._by_id.get(raw_id_of(r)) is r]
+    assert live_in_queue == unpinned
+    assert len(store._fifo) <= len(unpinned) + max(_store._FIFO_SLACK, len(unpinned) // 4)
+    assert store._expiry_order == sorted((expiration, r) for r, expiration in store._expiry.items())
     # Tombstones are exactly those of the kind-5 events still stored.
     tomb_ids: dict = {}
     tomb_addresses: dict = {}
-    for e in events:
+    for e in events.values():
         if e.kind == 5:
             ids, addresses = deletion_targets(e)
             for target in ids:
@@ -246,8 +259,6 @@ def check_indexes(store: EventStore) -> None:
                 tomb_addresses.setdefault(address, {})[e.id] = e.created_at
     assert store._tomb_ids == tomb_ids
     assert store._tomb_addresses == tomb_addresses
-    # Every event is cached as wire JSON already.
-    assert all("json" in e.__dict__ for e in events)
 
 
 # ---------------------------------------------------------------------------------------- property
@@ -320,8 +331,18 @@ def test_store_agrees_with_brute_force_model(
         want = model.query(filters, now, default_limit, max_limit)
         got = store.query(filters, now=now, default_limit=default_limit, max_limit=max_limit)
         assert [e.id for e in got] == [e.id for e in want], [f.to_dict() for f in filters]
+        assert got == want  # every field decoded back exactly
+        wire_json = store.query_json(filters, now=now, default_limit=default_limit, max_limit=max_limit)
+        assert wire_json == [e.json for e in want]
         unlimited = [Filter(f.ids, f.authors, f.kinds, f.tags, f.since, f.until) for f in filters]
         assert store.count(filters, now=now) == len(model.query(unlimited, now))
+    # A store built from a snapshot holds the same and answers the same, sharing the records.
+    copy = EventStore.from_snapshot(store.snapshot(), capacity=capacity)
+    check_indexes(copy)
+    assert copy.statistics() == store.statistics()
+    assert all(copy._by_id[raw] is record for raw, record in store._by_id.items())
+    for filters in queries:
+        assert copy.query_json(filters, now=now) == store.query_json(filters, now=now)
 
 
 # ---------------------------------------------------------------------------------------- rules
@@ -511,13 +532,70 @@ def test_tag_index_uses_first_value_only():
     assert store.query([Filter(tags={"p": [ALICE_PK]})]) == []
 
 
-def test_wire_json_is_encoded_on_add():
+def test_stored_event_comes_back_byte_for_byte():
     store = EventStore()
-    note = sign(ALICE, T0, 1, content="x")
-    assert "json" not in note.__dict__
-    store.add(note)
-    assert "json" in note.__dict__
-    assert store.query([Filter()])[0].json is note.__dict__["json"]
+    tricky = sign(ALICE, T0, 1, [["t", "ünï"], ["e", "x" * 3, "", "reply"], []], 'quote " \\ \n \u2028 😀')
+    plain = sign(BOB, T0 + 1, 30023, [["d", "a:b"]], "x")
+    sent = {tricky.id: tricky.json, plain.id: plain.json}
+    store.load([tricky])
+    store.add(plain)
+    # query_json gives the bytes Event.json gave at add time; query() decodes an equal Event
+    # whose json is those very bytes.
+    assert store.query_json([Filter()]) == [sent[plain.id], sent[tricky.id]]
+    assert store.query([Filter()]) == [plain, tricky]
+    assert store.get_json(tricky.id) == sent[tricky.id]
+    again = store.get(tricky.id)
+    assert again == tricky and again.json == sent[tricky.id]
+    assert store.get_json("0" * 64) is None and store.get(tricky.id.upper()) is None
+    assert tricky.id in store and tricky.id.upper() not in store and 42 not in store
+
+
+def test_record_holds_only_the_wire_json_and_a_header():
+    store = EventStore()
+    follows = sign(ALICE, T0, 3, [["p", pk] for pk in PUBKEYS * 20], "")
+    store.add(follows)
+    (record,) = store._by_id.values()
+    assert isinstance(record, bytes) and len(record) == 43 + len(follows.json)
+    assert record.endswith(follows.json)
+    # Author and tag values live once per distinct value, as index keys, not per event.
+    assert set(store._tag["p"]) == set(PUBKEYS) and list(store._author) == [ALICE_PK]
+
+
+def test_hand_built_events_that_would_break_the_record_are_refused():
+    good = sign(ALICE, T0, 1, content="x")
+    cases = {
+        "invalid: id must be 64 lowercase hex characters": Event(
+            good.id.upper(), good.pubkey, T0, 1, (), "x", good.sig
+        ),
+        "invalid: pubkey must be 64 lowercase hex characters": Event(
+            good.id, good.pubkey[:-1], T0, 1, (), "x", good.sig
+        ),
+        "invalid: kind must be between 0 and 65535": Event(
+            good.id, good.pubkey, T0, 70000, (), "x", good.sig
+        ),
+    }
+    for message, event in cases.items():
+        result = EventStore().add(event)
+        assert (result.stored, result.message) == (False, message)
+
+
+def test_snapshot_store_shares_records_and_counts_from_the_snapshot():
+    store = EventStore(capacity=2)
+    dataset = [sign(ALICE, T0, 0, content="v1"), sign(ALICE, T0 + 1, 0, content="v2")]
+    note = sign(BOB, T0, 1, content="n")
+    deletion = sign(BOB, T0 + 2, 5, [["e", note.id]])
+    store.load([*dataset, note, deletion])
+    snapshot = store.snapshot()
+    live = [sign(BOB, T0 + 10 + i, 1, content=f"live {i}") for i in range(4)]
+    for event in live:
+        store.add(event)
+    fresh = EventStore.from_snapshot(snapshot, capacity=2)
+    assert [e.id for e in fresh.query([Filter()])] == [deletion.id, dataset[1].id]
+    assert fresh.statistics()["replaced"] == 1 and fresh.statistics()["deleted"] == 1
+    assert fresh.add(note).message == MSG_DELETED  # the deletion's tombstone came back too
+    assert fresh.is_pinned(dataset[1].id)
+    check_indexes(fresh)
+    check_indexes(store)
 
 
 def test_capacity_evicts_oldest_unpinned_and_keeps_indexes_consistent():
@@ -585,8 +663,14 @@ def test_new_version_of_a_pinned_replaceable_stays_pinned():
     check_indexes(store)
 
 
-def test_side_structures_stay_bounded_under_capacity():
-    """A soak in miniature: fresh tag values, addresses, deletions and expiries, capacity 40."""
+@pytest.mark.parametrize("slack", [1024, 3])
+def test_side_structures_stay_bounded_under_capacity(slack, monkeypatch):
+    """A soak in miniature: fresh tag values, addresses, deletions and expiries, capacity 40.
+
+    With a small slack the eviction queue is compacted often (records deleted or expired before
+    their turn), and eviction order must not change.
+    """
+    monkeypatch.setattr("relaysim.store._store._FIFO_SLACK", slack)
     store = EventStore(capacity=40)
     store.load(POOL[:20])
     pinned = len(store)
@@ -607,13 +691,12 @@ def test_side_structures_stay_bounded_under_capacity():
         store.add(event)
         recent = [*recent[-30:], event]
     check_indexes(store)
-    assert len(store._fifo) <= 40
+    assert store._unpinned <= 40
     assert len(store) <= 40 + pinned
-    tags_held = {
-        (t[0], t[1]) for e in store._by_id.values() for t in e.tags if len(t) >= 2 and len(t[0]) == 1
-    }
-    assert set(store._tag) <= tags_held
-    deletions = [e for e in store._by_id.values() if e.kind == 5]
+    held = [decode(record) for record in store._by_id.values()]
+    tags_held = {(t[0], t[1]) for e in held for t in e.tags if len(t) >= 2 and len(t[0]) == 1}
+    assert {(name, value) for name, values in store._tag.items() for value in values} <= tags_held
+    deletions = [e for e in held if e.kind == 5]
     assert len(store._tomb_ids) <= sum(len(e.tags) for e in deletions)
     assert len(store._tomb_addresses) <= len(deletions)
     assert len(store._expiry) <= len(store)

@@ -120,13 +120,13 @@ class Query:
     """Stored events a REQ must send before its EOSE (newest first, already limited)."""
 
     sub: Subscription
-    events: list[Event]
+    events: list[bytes]  # each event's stored wire JSON (EventStore.query_json), spliced unchanged
 
     def batches(self, size: int) -> Iterator[list[bytes]]:
         """EVENT messages in groups of ``size``, encoded lazily: a cancelled query encodes no more."""
         sub_id = self.sub.sub_id
         for start in range(0, len(self.events), size):
-            yield [encode_event(sub_id, ev.json) for ev in self.events[start : start + size]]
+            yield [encode_event(sub_id, json) for json in self.events[start : start + size]]
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ class RelayCore:
         session.subs[sub_id] = sub
         session.subs_opened += 1
         self.totals.subs_opened += 1
-        events = self.store.query(
+        events = self.store.query_json(
             filters, now=now, default_limit=limits.default_limit, max_limit=limits.max_limit
         )
         return Reply(query=Query(sub, events))

@@ -185,7 +185,7 @@ class Relay:
         self._registry = metrics.new_registry(self.stats)
         self._nursery: trio.Nursery | None = None
         self._reset_lock = trio.Lock()
-        self._fresh_stores = FreshStores(served.events, config.max_events)
+        self._fresh_stores = FreshStores(served.snapshot, config.max_events)
         #: Injected faults (relay/faults.py); ``set_faults`` switches them while running.
         self.faults = FaultControl(Faults(config.fault_spec, config.faults_seed, clock=self.core.clock))
         # Connection labels (SESSION_COOKIE): open connections by object, closed ones by id (bounded).

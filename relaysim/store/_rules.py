@@ -73,8 +73,10 @@ class LoadResult:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the store needs from an event's tags, read in one pass."""
+    """What the store's indexes need from an event: its author and kind, and its tags read in one pass."""
 
+    pubkey: str
+    kind: int
     index_tags: frozenset[tuple[str, str]]
     address: str | None
     expiration: int | None
@@ -107,7 +109,7 @@ def facts_of(event: Event) -> Facts:
         address = f"{event.kind}:{event.pubkey}:"
     else:
         address = None
-    return Facts(frozenset(pairs), address, expiration)
+    return Facts(event.pubkey, event.kind, frozenset(pairs), address, expiration)
 
 
 def deletion_targets(deletion: Event) -> tuple[list[EventId], list[str]]:
