@@ -61,6 +61,10 @@ def test_seed_defaults() -> None:
         "revisit_growth",
         "subscriptions_agree",
         "no_events_after_close",
+        "js_heap_growth",
+        "dom_nodes_growth",
+        "listeners_growth",
+        "worker_memory_growth",
     )
     assert (th.cycle_growth_bytes, th.cache_limit_factor, th.cache_default_limit) == (4096, 2, 10000)
 
@@ -73,9 +77,11 @@ def test_threshold_overrides_and_errors() -> None:
     assert info.value.key == "idle_rate"
     assert str(info.value) == (
         "unknown threshold 'idle_rate' (expected one of: cache_default_limit, cache_limit_factor, "
-        "cycle_growth_bytes, dom_handles_max, events_after_close_max, heap_delta_bytes, "
-        "heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, revisit_growth_bytes, "
-        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max)"
+        "cycle_growth_bytes, dom_handles_max, dom_nodes_growth_max, events_after_close_max, "
+        "heap_delta_bytes, heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
+        "js_heap_growth_bytes, listeners_growth_max, revisit_growth_bytes, "
+        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max, "
+        "worker_memory_growth_bytes)"
     )
     for bad in (-1, "1k", True, float("inf")):
         with pytest.raises(ThresholdError) as info:

@@ -174,6 +174,7 @@ TOP_LEVEL = [
     "caches",
     "soak",
     "baseline",
+    "browser",
 ]
 
 
@@ -213,6 +214,7 @@ def test_report_json_has_every_schema_field() -> None:
         "verdict": "FAIL",
         "detail": "raw 5000.0 B/s, probe 96 B x 9, window 9.0 s, weakest of 1",
         "comparison": "<",
+        "source": "",
     }
     assert [a["verdict"] for a in data["assertions"]] == ["FAIL", "PASS", "PASS"]
     assert data["alloc_sites"]["top_by_bytes"][0] == {

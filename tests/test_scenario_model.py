@@ -346,9 +346,11 @@ BAD = [
     (
         '[thresholds]\nidle_rate_bps = 2048\nheap_delta = 5\n[[steps]]\ndo = "feed"\n',
         "{f}:3: unknown threshold 'heap_delta' (expected one of: cache_default_limit, cache_limit_factor, "
-        "cycle_growth_bytes, dom_handles_max, events_after_close_max, heap_delta_bytes, "
-        "heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, revisit_growth_bytes, "
-        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max)",
+        "cycle_growth_bytes, dom_handles_max, dom_nodes_growth_max, events_after_close_max, "
+        "heap_delta_bytes, heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
+        "js_heap_growth_bytes, listeners_growth_max, revisit_growth_bytes, "
+        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max, "
+        "worker_memory_growth_bytes)",
     ),
     (
         '[thresholds]\nidle_rate_bps = "2k"\n[[steps]]\ndo = "feed"\n',

@@ -82,7 +82,10 @@ Soak trend verdicts (``_soak``; pure, judged by ``judge_*`` into AssertionResult
   ``segments``, ``find_restarts``, ``find_gaps``; optional figure ``APP_RESTARTS = "app_restarts"``.
 """
 
-from relaysim.analysis import _assertions  # noqa: F401  (registers the shipped assertions)
+from relaysim.analysis import (
+    _assertions,  # noqa: F401  (registers the shipped assertions)
+    _assertions_browser,  # noqa: F401  (and the browser-level ones, after them)
+)
 from relaysim.analysis._compare import (
     Change,
     Comparison,
@@ -116,6 +119,19 @@ from relaysim.analysis._idle import (
     idle_windows,
     measure_idle,
     measure_probe_cost,
+)
+from relaysim.analysis._isolates import (
+    APP_MEMORY,
+    ISOLATE_FIGURES,
+    BrowserCycles,
+    DetachedTree,
+    GrowthHolder,
+    IsolateReading,
+    ListenerGroup,
+    SnapshotSummary,
+    WorkerReading,
+    browser_cycles,
+    retaining_path,
 )
 from relaysim.analysis._samples import (
     DOM_HANDLES,
@@ -262,6 +278,20 @@ __all__ = [
     "top_sites",
     "trend",
     "values",
+]
+
+__all__ += [  # browser-level readings of every isolate (_isolates)
+    "APP_MEMORY",
+    "ISOLATE_FIGURES",
+    "BrowserCycles",
+    "DetachedTree",
+    "GrowthHolder",
+    "IsolateReading",
+    "ListenerGroup",
+    "SnapshotSummary",
+    "WorkerReading",
+    "browser_cycles",
+    "retaining_path",
 ]
 
 __all__ += [  # the soak trend verdicts (_soak)

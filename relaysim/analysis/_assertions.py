@@ -86,8 +86,12 @@ def _measure_heap_delta(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
     v0 = a.get(HEAP_INUSE) if a is not None else None
     v1 = b.get(HEAP_INUSE) if b is not None else None
     if v0 is None or v1 is None:
-        return NotMeasured("heapInuse unavailable")
-    return Measured(v1 - v0, f"heapInuse {v0:,} -> {v1:,}")
+        from relaysim.analysis._assertions_browser import app_memory_delta
+
+        # no hooks: the browser's own figures (every isolate after GC), said in the result's source
+        fallback = app_memory_delta(ev)
+        return fallback if fallback is not None else NotMeasured("heapInuse unavailable")
+    return Measured(v1 - v0, f"heapInuse {v0:,} -> {v1:,}", "hooks")
 
 
 HEAP_DELTA = register(Assertion(
@@ -96,7 +100,7 @@ HEAP_DELTA = register(Assertion(
     unit="B",
     thresholds=(Threshold("heap_delta_bytes", 20 * MiB, "heapInuse growth allowed over the scenario"),),
     measure=_measure_heap_delta,
-    reads=("samples", "initial", "final"),
+    reads=("samples", "initial", "final", "isolates"),
     explore=False,  # a budget for one scenario's length: any session long enough exceeds it
     tolerance=Tolerance(abs=256 * 1024, rel=0.10),
 ))
@@ -234,6 +238,13 @@ THREAD_EVENTS_RELEASED = register(Assertion(
 
 def _measure_cycles(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
     c = ev.cycles
+    if c is None and not any(s.get(HEAP_INUSE) is not None for s in ev.samples):
+        from relaysim.analysis._assertions_browser import app_memory_cycles
+
+        # no hooks: the browser's own figures (every isolate after GC), said in the result's source
+        fallback = app_memory_cycles(ev)
+        if fallback is not None:
+            return fallback
     if c is None:
         return NotMeasured(ev.cycles_unavailable or "no repeat with measure_cycles = true in this run")
     ignoring = f", {', '.join(c.ignore_sites)} taken out" if c.ignore_sites else ""
@@ -243,7 +254,7 @@ def _measure_cycles(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
         detail += f"; grew in every cycle: {grew}"
     else:
         detail += "; no site grew in every cycle"
-    return Measured(c.weakest, detail)
+    return Measured(c.weakest, detail, "hooks")
 
 
 CYCLE_GROWTH = register(Assertion(
@@ -254,7 +265,7 @@ CYCLE_GROWTH = register(Assertion(
     measure=_measure_cycles,
     requires="cycles",
     requires_text="a repeat with measure_cycles = true",
-    reads=("cycles", "cycles_unavailable"),
+    reads=("cycles", "cycles_unavailable", "samples", "browser_cycles"),
     tolerance=Tolerance(abs=1024, rel=0.25),
 ))
 

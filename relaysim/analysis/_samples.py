@@ -210,9 +210,13 @@ class Unavailable:
 @dataclass(frozen=True)
 class SamplingCost:
     """What sampling cost the harness: samples taken, ms and WebDriver round trips per sample, and the
-    interval in force at the end (``None`` where nothing was sampled)."""
+    interval in force at the end (``None`` where nothing was sampled); ``isolate_reads`` deep readings
+    (every isolate after GC, over the browser's DevTools websocket) at ``ms_per_isolate_read`` each,
+    not counted in the per-sample figures."""
 
     samples: int
     ms_per_sample: float | None = None
     round_trips_per_sample: float | None = None
     interval_seconds: float | None = None
+    isolate_reads: int = 0
+    ms_per_isolate_read: float | None = None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from relaysim.analysis._browsing import PageVisit, SubscriptionView
 from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth
 from relaysim.analysis._idle import IdleMeasurement
+from relaysim.analysis._isolates import BrowserCycles, IsolateReading
 from relaysim.analysis._samples import Sample
 from relaysim.analysis._sites import SiteDelta
 
@@ -95,6 +96,7 @@ class AssertionResult:
     verdict: Verdict
     detail: str = ""
     comparison: str = "<"
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ class Evidence:
     (:mod:`relaysim.analysis._browsing`); ``re_spent_sites`` are the allocation sites the app spends
     again by design on every page load (the adapter's declaration; None = not declared);
     ``relay_totals`` is the relay's ``/stats`` totals when judged (None = no relay attached).
+    ``isolates`` are the browser-level readings (every isolate after a forced GC) in time order, and
+    ``browser_cycles`` their growth per measured cycle (``browser_cycles_unavailable`` says why there is
+    none): what the assertions read when the app has no hooks (:mod:`relaysim.analysis._isolates`).
     """
 
     samples: Sequence[Sample] = ()
@@ -150,6 +155,9 @@ class Evidence:
     def first(self) -> Sample | None:
         return self.initial if self.initial is not None else (self.samples[0] if self.samples else None)
 
+    isolates: Sequence[IsolateReading] = ()
+    browser_cycles: BrowserCycles | None = None
+    browser_cycles_unavailable: str | None = None
     def last(self) -> Sample | None:
         return self.final if self.final is not None else (self.samples[-1] if self.samples else None)
 
@@ -165,10 +173,13 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """What ``measure`` read: the figure to compare with the threshold, and how it was read."""
+    """What ``measure`` read: the figure to compare with the threshold, and how it was read; ``source``
+    says where the figure came from ("hooks", "browser", "relay") when an assertion can read more than
+    one (``heap_delta`` and ``cycle_growth`` fall back to the browser's figures without hooks)."""
 
     value: float
     detail: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,12 +278,14 @@ class Assertion:
                 self.name, limit, None, self.unit, Verdict.UNAVAILABLE, got.why, self.comparison
             )
         verdict = Verdict.PASS if self.passes(got.value, limit) else Verdict.FAIL
-        result = AssertionResult(self.name, limit, got.value, self.unit, verdict, got.detail, self.comparison)
+        result = AssertionResult(
+            self.name, limit, got.value, self.unit, verdict, got.detail, self.comparison, got.source
+        )
         if verdict == Verdict.FAIL and self.explain is not None:
             detail = self.explain(result, evidence)
             if detail is not None:
                 result = AssertionResult(
-                    result.name, limit, got.value, self.unit, verdict, detail, self.comparison
+                    result.name, limit, got.value, self.unit, verdict, detail, self.comparison, got.source
                 )
         return result
 

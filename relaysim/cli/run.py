@@ -41,6 +41,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--webdriver-url", default=None,
                    help="W3C WebDriver / Selenium Grid URL (with --browser remote)")
     p.add_argument("--relay-url", default=None, help="use this running relay instead of starting one")
+    p.add_argument("--snapshots", action="store_true",
+                   help="take a heap snapshot of the page at each boundary of the measured repeat: names "
+                        "the detached DOM trees and the objects that hold what grew (slower)")
     p.add_argument("--report", type=Path, default=None, help="write the JSON report here")
     p.add_argument("--timeline", type=Path, default=None, help="append samples to this JSONL file")
     p.add_argument("--idle-window", type=float, default=None, metavar="S",
@@ -109,6 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
         idle_settle=args.idle_settle,
         timeline=args.timeline,
         report=args.report,
+        snapshots=args.snapshots,
     )
     progress = open_progress(args.progress, f"relaysim run {scenario.name}", every_s=30.0)
     options.progress = RunHooks(progress, args.idle_window, args.idle_windows)

@@ -28,11 +28,13 @@ from relaysim.analysis import (
     TOTAL_ALLOC,
     AllocSite,
     AssertionResult,
+    BrowserCycles,
     CachePeak,
     CycleGrowth,
     DomHandles,
     Identity,
     IdleMeasurement,
+    IsolateReading,
     ProbeCost,
     Sample,
     SamplingCost,
@@ -53,6 +55,7 @@ __all__ = [
     "AllocSites",
     "AppInfo",
     "Baseline",
+    "BrowserLevel",
     "Environment",
     "FaultFigures",
     "FaultRecord",
@@ -223,6 +226,23 @@ class Baseline:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BrowserLevel:
+    """The browser's own view of every isolate, after a forced GC (docs/hookless.md).
+
+    ``initial`` and ``final`` are the readings at the run's ends; ``cycles`` the growth per measured
+    cycle of each figure (with the boundary readings, their listener groups and, with ``--snapshots``,
+    heap snapshot summaries); ``readings`` how many were taken and ``ms_per_reading`` what each cost.
+    """
+
+    initial: IsolateReading | None = None
+    final: IsolateReading | None = None
+    cycles: BrowserCycles | None = None
+    readings: int = 0
+    ms_per_reading: float | None = None
+    snapshots: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Report:
     """One run. Build it at the end of a run; write it with :func:`relaysim.report.write_report`."""
 
@@ -247,6 +267,7 @@ class Report:
     caches: tuple[CachePeak, ...] | None = None
     soak: SoakAnalysis | None = None
     baseline: Baseline | None = None
+    browser: BrowserLevel | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is None:

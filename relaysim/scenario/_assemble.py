@@ -60,6 +60,22 @@ def _browser_note(label: str, figs: BrowserFigures | None) -> str | None:
     )
 
 
+def _browser_level(res: RunResult) -> rp.BrowserLevel | None:
+    """The browser-level section: readings at the run's ends and the growth per measured cycle."""
+    if not res.isolates:
+        return None
+    start = next((r for r in res.isolates if r.phase == "start"), res.isolates[0])
+    end = next((r for r in reversed(res.isolates) if r.phase == "end"), res.isolates[-1])
+    return rp.BrowserLevel(
+        initial=start,
+        final=end,
+        cycles=res.browser_cycles,
+        readings=len(res.isolates),
+        ms_per_reading=res.sampler_cost.ms_per_isolate_read,
+        snapshots=any(r.snapshot is not None for r in res.isolates),
+    )
+
+
 def build_report(res: RunResult) -> rp.Report:
     """The run as a :class:`relaysim.report.Report` (schema documented in docs/report-schema.md)."""
     sc = res.scenario
@@ -148,4 +164,5 @@ def build_report(res: RunResult) -> rp.Report:
         caches=an.cache_peaks(res.cache_readings) if res.cache_readings else None,
         timeline=str(res.timeline) if res.timeline else None,
         notes=tuple(notes),
+        browser=_browser_level(res),
     )

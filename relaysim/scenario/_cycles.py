@@ -32,6 +32,20 @@ def read_cycle(sampler: Sampler, phase: str) -> an.CycleReading:
     return an.CycleReading(sample.t, sample.get(an.HEAP_INUSE), sites)
 
 
+def measured_browser_growth(
+    scenario: Scenario, readings: list[an.IsolateReading]
+) -> tuple[an.BrowserCycles | None, str | None]:
+    """The browser-level growth per cycle of the scenario's measured repeat, from the sampler's deep
+    readings taken at the repeat's boundaries (phases ``cycle-start`` / ``cycle-end``): (growth, None),
+    (None, why), or (None, None) when the scenario measures no cycles."""
+    rep = scenario.measured_repeat
+    if rep is None:
+        return None, None
+    bounds = [r for r in readings if r.phase in ("cycle-start", "cycle-end")]
+    got = an.browser_cycles(bounds, rep.warmup)
+    return (None, got) if isinstance(got, str) else (got, None)
+
+
 def measured_growth(
     scenario: Scenario, readings: list[an.CycleReading]
 ) -> tuple[an.CycleGrowth | None, str | None]:

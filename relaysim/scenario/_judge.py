@@ -25,6 +25,7 @@ def gather_evidence(
     start_t: float,
     subscriptions_open_when_idle: int | None,
     cycles: tuple[an.CycleGrowth | None, str | None],
+    browser_cycles: tuple[an.BrowserCycles | None, str | None] = (None, None),
     re_spent_sites: Sequence[str] | None = None,
     relay_totals: Mapping[str, Any] | None = None,
 ) -> Evidence:
@@ -55,4 +56,7 @@ def gather_evidence(
         subscription_views=tuple(result.subscription_views),
         re_spent_sites=None if re_spent_sites is None else tuple(re_spent_sites),
         relay_totals=relay_totals,
+        isolates=tuple(sampler.isolate_readings),
+        browser_cycles=browser_cycles[0],
+        browser_cycles_unavailable=browser_cycles[1],
     )

@@ -75,6 +75,8 @@ class RunResult:
     subscription_views: list[SubscriptionView] = field(default_factory=list)
     cycle_readings: list[an.CycleReading] = field(default_factory=list)
     cycles: an.CycleGrowth | None = None
+    isolates: list[an.IsolateReading] = field(default_factory=list)
+    browser_cycles: an.BrowserCycles | None = None
     cache_readings: list[tuple[float, tuple[an.CacheGroupSize, ...]]] = field(default_factory=list)
     seconds: float = 0.0
     started_at: float = 0.0

@@ -44,7 +44,7 @@ from relaysim.scenario._app import adapter_for, resolve_app
 from relaysim.scenario._app import generic_adapter as generic_adapter
 from relaysim.scenario._app import open_relay as open_relay
 from relaysim.scenario._assemble import build_report
-from relaysim.scenario._cycles import measured_growth, parsed_sites, read_cycle
+from relaysim.scenario._cycles import measured_browser_growth, measured_growth, parsed_sites, read_cycle
 from relaysim.scenario._faults import switch_faults
 from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
@@ -90,6 +90,7 @@ class ScenarioRunner:
         on_record: Callable[[dict[str, Any]], None] | None = None,
         traffic: Any = None,
         on_step: Callable[[int, int, Any], None] | None = None,
+        snapshots: bool = False,
     ) -> None:
         self.scenario = scenario
         self.session = session
@@ -104,7 +105,8 @@ class ScenarioRunner:
         self.on_step = on_step  # (n, of N, step) before each step: progress displays
         figures = (lambda: relay_figures(relay)) if relay is not None else None
         self.sampler = Sampler(
-            session, interval=scenario.sample_interval, relay_figures=figures, on_sample=on_sample
+            session, interval=scenario.sample_interval, relay_figures=figures, on_sample=on_sample,
+            snapshots=snapshots,
         )
         self.result = RunResult(scenario, app, page_url)
         self._thread_open: Sample | None = None
@@ -191,6 +193,8 @@ class ScenarioRunner:
         res.alloc_log = self.sampler.alloc_log
         res.relay_stats = self.relay.stats() if self.relay is not None else None
         res.cycles = self._cycles()[0]
+        res.isolates = list(self.sampler.isolate_readings)
+        res.browser_cycles = self._browser_cycles()[0]
         res.cache_readings = list(self.sampler.cache_readings)
         res.seconds = time.monotonic() - self._began
         return res
@@ -205,6 +209,9 @@ class ScenarioRunner:
     def _cycles(self) -> tuple[an.CycleGrowth | None, str | None]:
         return measured_growth(self.scenario, self.result.cycle_readings)
 
+    def _browser_cycles(self) -> tuple[an.BrowserCycles | None, str | None]:
+        return measured_browser_growth(self.scenario, self.sampler.isolate_readings)
+
     # -- StepContext: what steps call ----------------------------------------------------------------
 
     def evidence(self) -> an.Evidence:
@@ -215,6 +222,7 @@ class ScenarioRunner:
             start_t=self._start_t,
             subscriptions_open_when_idle=self._subs_open_when_idle,
             cycles=self._cycles(),
+            browser_cycles=self._browser_cycles(),
             re_spent_sites=self.re_spent_sites,
             relay_totals=self.relay.stats().get("totals") if self.relay is not None else None,
         )
@@ -341,6 +349,7 @@ class RunOptions:
     timeline: Path | None = None
     report: Path | None = None
     progress: Any = None  # relaysim.soak.progress.RunHooks: on_step / on_sample for a display
+    snapshots: bool = False  # heap snapshots at the measured repeat's boundaries (detached DOM, holders)
 
 
 def _on_sample(sink: TimelineWriter | None, hooks: Any) -> Callable[[Sample, str], None] | None:
@@ -380,6 +389,7 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
             on_record=sink.append if sink else None,
             traffic=getattr(relay, "traffic", None),
             on_step=options.progress.on_step if options.progress is not None else None,
+            snapshots=options.snapshots,
         )
         result = runner.run()
         result.timeline = options.timeline
