@@ -237,6 +237,7 @@ def test_report_json_has_every_schema_field() -> None:
         "settle_s",
         "subscriptions_open",
         "probe_cost",
+        "sites",
     ]
     assert data["probe_cost"] == {
         "bytes_per_probe": 96.0,
