@@ -32,6 +32,7 @@ SITES = {
     "idle": ("idle site", "idle timer"),
     "maps": ("cache group", "profile wrappers"),
     "thread-profile": ("cycle site", "reply cache"),
+    "reconnect": ("cycle site", "reconnects"),
 }
 
 
@@ -50,7 +51,7 @@ def test_fixed_vs_each_leaky_client_regresses_naming_the_assertion_and_the_site(
     doc = json.loads(capsys.readouterr().out)
     assert code == 1
     regressed = [r for r in doc["rows"] if r["verdict"] == "regressed"]
-    assert meant in {r["assertion"] for r in regressed if r["site"] is None}, regressed
+    assert set(meant) <= {r["assertion"] for r in regressed if r["site"] is None}, regressed
     if leak in SITES:
         kind, site = SITES[leak]
         grew = [r for r in regressed if r["site"] == site]
@@ -58,7 +59,7 @@ def test_fixed_vs_each_leaky_client_regresses_naming_the_assertion_and_the_site(
     # the text a person reads names them too
     assert main(["compare", base, new]) == 1
     out = capsys.readouterr().out
-    assert meant in out and "REGRESSED" in out
+    assert all(name in out for name in meant) and "REGRESSED" in out
     if leak in SITES:
         assert f"[{SITES[leak][0]}: {SITES[leak][1]}]" in out
 
