@@ -25,6 +25,7 @@ NIP-01 message gets ``NOTICE``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -122,11 +123,32 @@ class Query:
     sub: Subscription
     events: list[bytes]  # each event's stored wire JSON (EventStore.query_json), spliced unchanged
 
-    def batches(self, size: int) -> Iterator[list[bytes]]:
-        """EVENT messages in groups of ``size``, encoded lazily: a cancelled query encodes no more."""
+    def batch(self, start: int, size: int, max_bytes: int) -> tuple[list[bytes], int]:
+        """EVENT messages from ``events[start]`` on and where the next batch starts.
+
+        At most ``size`` messages, and no more once they hold ``max_bytes`` (always at least one):
+        the I/O layer encodes a batch only when the connection has room for it, so a query's
+        encoded frames never pile up ahead of the outbox. ``len(events)`` as the next start: done.
+        """
         sub_id = self.sub.sub_id
-        for start in range(0, len(self.events), size):
-            yield [encode_event(sub_id, json) for json in self.events[start : start + size]]
+        events = self.events
+        end = min(len(events), start + size)
+        out: list[bytes] = []
+        total = 0
+        index = start
+        while index < end and total < max_bytes:
+            payload = encode_event(sub_id, events[index])
+            out.append(payload)
+            total += len(payload)
+            index += 1
+        return out, index
+
+    def batches(self, size: int, max_bytes: int = sys.maxsize) -> Iterator[list[bytes]]:
+        """EVENT messages in groups (see :meth:`batch`), encoded lazily: a cancelled query encodes no more."""
+        start = 0
+        while start < len(self.events):
+            out, start = self.batch(start, size, max_bytes)
+            yield out
 
 
 @dataclass(frozen=True)

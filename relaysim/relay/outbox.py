@@ -14,7 +14,14 @@ Producers:
 * the reader calls :meth:`Outbox.wake` after feeding the websocket protocol so the writer flushes
   pongs and close frames even when no message is queued.
 
-The consumer (the connection's writer task) calls :meth:`Outbox.get_all`.
+The consumer (the connection's writer task) calls :meth:`Outbox.take` for at most one write's
+worth of units and :meth:`Outbox.sent` once that write is done. Units taken but not yet written
+still count against the bound: a client that stops reading holds at most ``max_bytes`` of encoded
+frames in the relay (plus one unit, below), whether they wait here or in the write that blocks.
+
+The bound is checked before a unit goes in: a unit is accepted while the queue is below
+``max_bytes`` and ``max_items``, so the queue may exceed ``max_bytes`` by one unit; producers keep
+units small (a REQ's batches are capped in bytes) and never encode one before there is room.
 """
 
 from __future__ import annotations
@@ -53,13 +60,14 @@ class Outgoing:
 
 
 class Outbox:
-    """FIFO of :class:`Outgoing` units bounded by ``max_bytes`` and ``max_items``."""
+    """FIFO of :class:`Outgoing` units bounded by ``max_bytes`` (queued + being written) and ``max_items``."""
 
     def __init__(self, *, max_bytes: int, max_items: int) -> None:
         self.max_bytes = max_bytes
         self.max_items = max_items
         self._items: deque[Outgoing] = deque()
         self._bytes = 0
+        self._in_flight = 0
         self._wakeup = trio.Event()
         self._room = trio.Event()
         self._closed = False
@@ -71,51 +79,73 @@ class Outbox:
 
     @property
     def queued_bytes(self) -> int:
-        return self._bytes
+        """Encoded bytes held for this client: queued, plus the write in progress."""
+        return self._bytes + self._in_flight
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def _fits(self, item: Outgoing) -> bool:
-        if not self._items:
-            return True  # a single unit always fits an empty queue
-        return len(self._items) < self.max_items and self._bytes + item.nbytes <= self.max_bytes
+    def has_room(self) -> bool:
+        """True when a unit would be accepted now (always False once closed)."""
+        return not self._closed and (
+            len(self._items) < self.max_items and self._bytes + self._in_flight < self.max_bytes
+        )
 
     def _append(self, item: Outgoing) -> None:
         self._items.append(item)
         self._bytes += item.nbytes
-        self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+        self.high_water_bytes = max(self.high_water_bytes, self._bytes + self._in_flight)
         self._wakeup.set()
 
     def put_nowait(self, item: Outgoing) -> None:
         """Queue ``item`` or raise :class:`OutboxFull`; a closed outbox silently drops it."""
         if self._closed:
             return
-        if not self._fits(item):
-            raise OutboxFull(f"outbound queue holds {len(self._items)} messages, {self._bytes} bytes")
+        if not self.has_room():
+            raise OutboxFull(f"outbound queue holds {len(self._items)} messages, {self.queued_bytes} bytes")
         self._append(item)
+
+    async def wait_room(self) -> None:
+        """Return once a unit would be accepted, or the outbox is closed. Wrap in a timeout."""
+        while not self._closed and not self.has_room():
+            await self._room.wait()
 
     async def put(self, item: Outgoing) -> None:
         """Queue ``item``, waiting for the writer to make room. Wrap in a timeout."""
-        while not self._closed and not self._fits(item):
-            await self._room.wait()
+        await self.wait_room()
         if not self._closed:
             self._append(item)
 
     def wake(self) -> None:
-        """Make :meth:`get_all` return even if nothing is queued (data_to_send may hold frames)."""
+        """Make :meth:`take` return even if nothing is queued (data_to_send may hold frames)."""
         self._wakeup.set()
 
-    async def get_all(self) -> list[Outgoing]:
-        """Wait for a wake-up, then take everything queued (possibly nothing)."""
+    async def take(self, max_bytes: int) -> list[Outgoing]:
+        """Wait for a wake-up, then take queued units up to ``max_bytes`` (at least one, or none).
+
+        What is taken stays counted until :meth:`sent`: call it after the write.
+        """
         await self._wakeup.wait()
         self._wakeup = trio.Event()
-        items = list(self._items)
-        self._items.clear()
-        self._bytes = 0
-        self._room.set()
-        self._room = trio.Event()
+        items: list[Outgoing] = []
+        taken = 0
+        queue = self._items
+        while queue and (not items or taken + queue[0].nbytes <= max_bytes):
+            item = queue.popleft()
+            items.append(item)
+            taken += item.nbytes
+        self._bytes -= taken
+        self._in_flight += taken
+        if queue:
+            self._wakeup.set()  # more to write after this one
         return items
+
+    def sent(self) -> None:
+        """The units from the last :meth:`take` are written (or dropped): their room is free."""
+        if self._in_flight:
+            self._in_flight = 0
+            self._room.set()
+            self._room = trio.Event()
 
     def close(self) -> None:
         """Drop everything and release waiters: the connection is going away."""

@@ -9,8 +9,15 @@ Theory of operation (read -> feed -> flush -> dispatch):
   write at once): it takes everything queued in the :class:`~relaysim.relay.outbox.Outbox`, frames
   it with ``send_text``, drains ``data_to_send()`` and writes it in one call -- so a REQ's stored
   events leave in a few large writes, not one syscall per event;
-* a **query task** per REQ streams its stored events in batches with backpressure, stopping
-  between batches as soon as the subscription is closed or replaced, then queues the EOSE.
+* one **query pump** per connection sends the stored events of its REQs, round robin, one batch
+  at a time, and encodes a batch only when the outbox has room for it; it drops a query as soon
+  as its subscription is closed or replaced, and queues the EOSE after a query's last batch.
+
+Memory per connection is bounded whatever the client does (docs/relay.md, "Limits"): encoded
+frames queued or being written count against ``outbox_bytes``; the stored-event references of
+REQs not yet sent count against ``backlog_bytes`` (while that is full the reader takes no new
+message from the socket, so TCP pushes back on the client); the writer frames at most
+``write_bytes`` at a time; a message begun in fragments must end within ``fragment_timeout``.
 
 Live events take one path whoever publishes them (a client's EVENT here, the relay's ``publish``
 for traffic and tests): :meth:`Connections.deliver` puts each on its subscription's connection.
@@ -21,8 +28,10 @@ Failure rules, each counted in ``/stats``:
 * a text message that is not valid UTF-8 fails the connection with close code 1007, as RFC 6455
   section 8.1 requires (the relay decodes it; websockets' Sans-I/O layer leaves that to its user);
 * a message longer than ``max_message_length`` fails it with 1009 (``max_size``, in websockets);
-* a client whose outbound queue is full (it stopped reading) gets close code 1008 and, if it
-  does not read that either, its TCP connection is dropped ``kill_grace`` seconds later;
+* a client whose outbound queue is full (it stopped reading), or whose queries found no room for
+  ``send_timeout`` seconds, gets a ``NOTICE`` and close code 1008 with the reason and, if it does
+  not read those either, its TCP connection is dropped ``kill_grace`` seconds later;
+* a fragmented message not finished within ``fragment_timeout`` fails the connection with 1008;
 * any other exception ends this connection only, never the server.
 """
 
@@ -30,6 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+from collections import deque
 from dataclasses import dataclass
 
 import trio
@@ -50,18 +61,38 @@ log = logging.getLogger("relaysim.relay")
 RECEIVE_SIZE = 65_536
 BINARY_NOTICE = "invalid: binary messages are not supported; NIP-01 messages are JSON text"
 SLOW_CLIENT_REASON = "client is not reading: outbound queue full"
+MiB = 1024 * 1024
+# What one pending query holds besides its event references: the Query, the list, the cursor.
+QUERY_OVERHEAD = 512
+# A list of stored events holds one 8-byte reference per event.
+REFERENCE_BYTES = 8
 
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionSettings:
     """Transport knobs (not advertised in NIP-11; they bound the relay, not the protocol)."""
 
-    outbox_bytes: int = 8 * 1024 * 1024
+    #: Encoded frames held for one client (queued + the write in progress), plus one unit.
+    outbox_bytes: int = 8 * MiB
     outbox_items: int = 10_000
+    #: A REQ's stored events leave in batches of at most this many events and (past the first
+    #: event) this many bytes; a batch is encoded only when the outbox has room.
     batch_events: int = 250
+    batch_bytes: int = 256 * 1024
+    #: The stored-event references of REQs whose events are not all sent yet (8 bytes each);
+    #: while it is full the reader takes no new message from this client.
+    backlog_bytes: int = 4 * MiB
+    #: The most one socket write frames and sends (at least one unit).
+    write_bytes: int = 256 * 1024
+    #: How long a query (or the reader, on a full backlog) waits for room before the client is
+    #: dropped as not reading.
     send_timeout: float = 10.0
     kill_grace: float = 2.0
     close_timeout: float = 2.0
+    #: A message begun in fragments must be finished within this many seconds.
+    fragment_timeout: float = 30.0
+    #: A plain HTTP request (head and body, or a websocket upgrade) must arrive within this.
+    request_timeout: float = 10.0
 
 
 class Connections:
@@ -135,8 +166,15 @@ class WebSocketConnection:
         self._nursery: trio.Nursery | None = None
         self._fragments: list[bytes] = []
         self._fragment_opcode: Opcode | None = None
+        self._fragment_deadline = math.inf
         self._killed = False
         self.opened = trio.Event()
+        # The query pump's round robin: REQs whose stored events are not all queued yet.
+        self._queries: deque[_PendingQuery] = deque()
+        self.backlog_bytes = 0
+        self._backlog_changed = trio.Event()
+        self._pump_wakeup = trio.Event()
+        self._pump_started = False  # started on the first REQ that has to wait: idle costs nothing
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -168,7 +206,7 @@ class WebSocketConnection:
                     if self.faults is not None:
                         self.faults.start(nursery, self, self.stream, self.session.conn_id)
                     if trailing:
-                        self._receive(trailing)
+                        await self._receive(trailing)
                     await self._reader()
                     nursery.cancel_scope.cancel()
             close_code = proto.close_code if proto.state is State.CLOSED else None
@@ -176,6 +214,8 @@ class WebSocketConnection:
                 close_code = proto.close_sent.code
         finally:
             self.outbox.close()
+            self._queries.clear()
+            self.backlog_bytes = 0
             self.core.close_session(self.session, close_code)
             self._connections.remove(self.session.conn_id)
 
@@ -190,15 +230,25 @@ class WebSocketConnection:
         grace = self.settings.close_timeout if grace is None else grace
         self.cancel_scope.deadline = min(self.cancel_scope.deadline, trio.current_time() + grace)
 
-    def kill_slow(self) -> None:
-        """The client stopped reading: close 1008, drop what is queued, bound the wait."""
+    def kill_slow(self, reason: str = SLOW_CLIENT_REASON) -> None:
+        """The client stopped reading: drop what is queued, say why, close 1008, bound the wait.
+
+        The NOTICE and the close frame go behind the write in progress (if any), so a client that
+        reads again within ``kill_grace`` learns why it was dropped; one that does not is cut off.
+        """
         if self._killed:
             return
         self._killed = True
         self.core.totals.slow_client_disconnects += 1
         self.outbox.close()
-        log.info("connection %s: %s", self.session.conn_id if self.session else "?", SLOW_CLIENT_REASON)
-        self.close(1008, SLOW_CLIENT_REASON, grace=self.settings.kill_grace)
+        self._queries.clear()
+        self.backlog_bytes = 0
+        self._backlog_changed.set()
+        log.info("connection %s: %s", self.session.conn_id if self.session else "?", reason)
+        if self.proto.state is State.OPEN:
+            self.core.totals.notices_sent += 1
+            self.proto.send_text(encode_notice(f"error: closing the connection: {reason}"))
+        self.close(1008, reason, grace=self.settings.kill_grace)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -236,7 +286,7 @@ class WebSocketConnection:
         proto, core, session, faults = self.proto, self.core, self.session, self.faults
         assert session is not None
         while True:
-            items = await self.outbox.get_all()
+            items = await self.outbox.take(self.settings.write_bytes)
             for item in items:
                 sub = item.sub
                 if sub is not None and not sub.active:
@@ -251,12 +301,15 @@ class WebSocketConnection:
                     core.record_sent(session, events=events, live=item.live, nbytes=0, sub=sub)
             chunks = proto.data_to_send()
             if not chunks:
+                self.outbox.sent()
                 continue
             eof = chunks[-1] == b""
             data = b"".join(chunks)
+            del chunks, items  # only the joined copy waits on the socket
             if data:
                 await (self.stream.send_all(data) if faults is None else faults.send_all(data))
                 core.record_sent(session, events=0, live=False, nbytes=len(data))
+            self.outbox.sent()
             if eof:
                 await self._send_eof()
                 # The server closes first; the client's FIN ends the reader. Do not wait forever.
@@ -269,16 +322,21 @@ class WebSocketConnection:
 
     async def _reader(self) -> None:
         while True:
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            with trio.move_on_at(self._fragment_deadline) as late:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            if late.cancelled_caught:
+                self._fragments, self._fragment_deadline = [], math.inf
+                self._fail(1008, f"message not finished within {self.settings.fragment_timeout:g} s")
+                continue
             if not data:
                 self.proto.receive_eof()
                 self.outbox.wake()
                 return
-            self._receive(data)
+            await self._receive(data)
             if self.proto.state is State.CLOSED:
                 return
 
-    def _receive(self, data: bytes) -> None:
+    async def _receive(self, data: bytes) -> None:
         self.proto.receive_data(data)
         for frame in self.proto.events_received():
             if not isinstance(frame, Frame):
@@ -289,14 +347,35 @@ class WebSocketConnection:
                     self._on_message(opcode, bytes(frame.data))
                 else:
                     self._fragment_opcode, self._fragments = opcode, [bytes(frame.data)]
+                    self._fragment_deadline = trio.current_time() + self.settings.fragment_timeout
             elif opcode is Opcode.CONT:
                 self._fragments.append(bytes(frame.data))
                 if frame.fin:
                     data, self._fragments = b"".join(self._fragments), []
+                    self._fragment_deadline = math.inf
                     assert self._fragment_opcode is not None
                     self._on_message(self._fragment_opcode, data)
             # PING, PONG and CLOSE are answered by the protocol object itself.
+            if self.backlog_bytes >= self.settings.backlog_bytes:
+                # Queries wait for this client to read: take no new message until they move on.
+                self.outbox.wake()
+                await self._wait_backlog()
         self.outbox.wake()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the websocket (close frame with ``code`` and ``reason``), drop it after a grace."""
+        if self.proto.state is State.OPEN:
+            self.proto.fail(code, reason)
+        self.close(code, reason)
+
+    async def _wait_backlog(self) -> None:
+        with trio.move_on_after(self.settings.send_timeout):
+            while self.backlog_bytes >= self.settings.backlog_bytes:
+                self._backlog_changed = trio.Event()
+                await self._backlog_changed.wait()
+            return
+        waited = self.settings.send_timeout
+        self.kill_slow(f"client is not reading: its REQs' stored events waited {waited:g} s for room")
 
     def _on_message(self, opcode: Opcode, data: bytes) -> None:
         if self.proto.state is not State.OPEN:
@@ -309,8 +388,7 @@ class WebSocketConnection:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
             # RFC 6455 8.1: a text frame that is not UTF-8 fails the connection with 1007.
-            self.proto.fail(1007, f"invalid UTF-8 at position {exc.start}")
-            self.close(1007, "", grace=self.settings.close_timeout)
+            self._fail(1007, f"invalid UTF-8 at position {exc.start}")
             return
         assert self.session is not None
         reply = self.core.receive(self.session, data)
@@ -324,42 +402,70 @@ class WebSocketConnection:
     # -- REQ -----------------------------------------------------------------------------------
 
     def _start_query(self, query: Query) -> None:
-        batch = self.settings.batch_events
-        if len(query.events) <= batch:
-            # The common case: everything plus EOSE in one unit, no task switch.
-            payloads = next(query.batches(batch), [])
+        """Send the first batch now if there is room (the common case: all of it and EOSE, no
+        task switch), and leave the rest to the pump."""
+        pending = _PendingQuery(query)
+        if self.outbox.has_room() and self._queue_batch(pending):
+            return
+        self._queries.append(pending)
+        self.backlog_bytes += pending.cost
+        self._pump_wakeup.set()
+        if not self._pump_started:
+            assert self._nursery is not None
+            self._pump_started = True
+            self._nursery.start_soon(self._pump)
+
+    def _queue_batch(self, pending: _PendingQuery) -> bool:
+        """Encode and queue the next batch of ``pending`` (the outbox has room); True when done."""
+        settings = self.settings
+        query = pending.query
+        payloads, pending.start = query.batch(pending.start, settings.batch_events, settings.batch_bytes)
+        events = len(payloads)
+        done = pending.start >= len(query.events)
+        if done:
             eose = self.core.finish_query(query.sub)
             if eose is not None:
                 payloads.append(eose)
-            try:
-                self.outbox.put_nowait(Outgoing(payloads, query.sub, events=len(query.events)))
-                return
-            except OutboxFull:
-                pass  # wait for room in a task, like a big query
-            assert self._nursery is not None
-            self._nursery.start_soon(self._put, Outgoing(payloads, query.sub, events=len(query.events)))
-            return
-        assert self._nursery is not None
-        self._nursery.start_soon(self._stream_query, query)
+                self._connections.changed()
+        self.outbox.put_nowait(Outgoing(payloads, query.sub, events=events))
+        return done
 
-    async def _stream_query(self, query: Query) -> None:
-        sub = query.sub
-        for payloads in query.batches(self.settings.batch_events):
-            if not sub.active or self.outbox.closed:
-                return  # CLOSE or a replacing REQ arrived mid-query: no more events, no EOSE
-            if not await self._put(Outgoing(payloads, sub, events=len(payloads))):
+    async def _pump(self) -> None:
+        """Round robin over the pending queries, one batch each time the outbox has room."""
+        queries = self._queries
+        while True:
+            while not queries:
+                self._pump_wakeup = trio.Event()
+                await self._pump_wakeup.wait()
+            with trio.move_on_after(self.settings.send_timeout):
+                await self.outbox.wait_room()
+            if self.outbox.closed:
                 return
+            if not self.outbox.has_room():
+                self.kill_slow(
+                    f"client is not reading: no room for stored events in {self.settings.send_timeout:g} s"
+                )
+                return
+            if not queries:
+                continue  # the connection was dropped meanwhile
+            pending = queries.popleft()
+            # CLOSE or a replacing REQ arrived mid-query: no more events, no EOSE.
+            if not pending.query.sub.active or self._queue_batch(pending):
+                self.backlog_bytes -= pending.cost
+                self._backlog_changed.set()
+            else:
+                queries.append(pending)
             # Let the reader run between batches even when the outbox has room, so a CLOSE that
             # has arrived meanwhile is seen before the next batch.
             await trio.lowlevel.checkpoint()
-        eose = self.core.finish_query(sub)
-        if eose is not None:
-            await self._put(Outgoing([eose], sub))
-            self._connections.changed()
 
-    async def _put(self, item: Outgoing) -> bool:
-        with trio.move_on_after(self.settings.send_timeout):
-            await self.outbox.put(item)
-            return not self.outbox.closed
-        self.kill_slow()
-        return False
+
+class _PendingQuery:
+    """A REQ's stored events and how far they are queued; ``cost`` is charged to the backlog."""
+
+    __slots__ = ("cost", "query", "start")
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        self.start = 0
+        self.cost = QUERY_OVERHEAD + REFERENCE_BYTES * len(query.events)
