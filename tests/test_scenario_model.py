@@ -67,6 +67,7 @@ def test_the_seed_test_list_is_shipped() -> None:
         "mixed-5min",
         "notifications",
         "profile-hopping",
+        "reconnect-storm",
         "thread-open-close",
         "thread-profile-cycle",
     ]
