@@ -180,7 +180,7 @@ def test_unknown_leak_is_refused_with_the_list_of_known_ones(app_factory: Any) -
     while time.monotonic() < deadline and not (app.state() or {}).get("error"):
         time.sleep(0.1)
     assert app.state()["error"] == (
-        "unknown leak bogus: known leaks are maps, dom, subs, idle, thread, thread-profile"
+        "unknown leak bogus: known leaks are maps, dom, subs, idle, thread, thread-profile, reconnect"
     )
 
 
