@@ -307,7 +307,8 @@ class ScenarioRunner:
         """A ``faults`` step: switch the relay's injected faults now (POST /control/faults)."""
         if self.relay is None:
             raise UsageError("a faults step needs a relay to steer (none attached)")
-        switch_faults(self.relay, spec)
+        sc = self.scenario
+        switch_faults(self.relay, spec, sc.seed if sc.faults_seed is None else sc.faults_seed)
         self.sampler.sample("faults")
         return f"faults {spec or 'off'}"
 
