@@ -139,7 +139,7 @@ async def test_control_endpoint_switches_faults_on_live_connections():
             status, _, body = await http_request(
                 relay.http_url, "POST", "/control/faults?spec=disconnect-every%3D100ms&seed=9"
             )
-            assert status == 200 and orjson.loads(body)["seed"] == "9"
+            assert status == 200 and orjson.loads(body)["seed"] == 9
             assert (await client.wait_closed())[0] == 1001  # switched on again: the live one ends
         stats = relay.stats()
     assert [e["detail"] for e in stats["faults"]["events"] if e["fault"] == "spec"] == [

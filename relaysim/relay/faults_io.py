@@ -91,7 +91,8 @@ class FaultControl:
     def switch(self, spec: FaultSpec, seed: int | str | None = None) -> None:
         """Put ``spec`` in force now, on live connections too (a ``faults`` step, POST /control/faults)."""
         if seed is not None:
-            self.faults.seed = seed
+            # "27" from a query string is the seed 27 (the draws are the same; /stats shows what was set)
+            self.faults.seed = int(seed) if isinstance(seed, str) and seed.isdigit() else seed
         self.faults.switch(spec)
         self.switched.set()
         self.switched = trio.Event()
