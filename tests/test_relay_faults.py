@@ -196,3 +196,14 @@ def test_a_switch_applies_to_live_connections_and_is_logged():
     assert conn.withhold(EVENT)
     assert (faults.events[0].fault, faults.events[0].detail) == ("spec", "drop=1")
     assert faults.statistics()["spec"] == "drop=1"
+
+
+def test_serve_with_bad_faults_exits_2_with_one_line(capsys):
+    from relaysim.cli import main
+
+    assert main(["serve", "--port", "0", "--faults", "drop=0.1,jitter=5"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "relaysim: error: bad --faults item 'jitter=5': must be a duration with a unit (ms, s, m or h), "
+        "e.g. 50ms or 60s\n"
+    )
