@@ -34,8 +34,11 @@ from relaysim.relay.faults import ConnectionFaults, Faults, FaultSpec, client_ke
 __all__ = ["DISCONNECT_REASON", "FaultControl", "FaultLink", "send_refusal", "upgrade_client"]
 
 DISCONNECT_REASON = "fault injected: disconnect-every"
-#: Chunks the delay line holds at most; the writer waits beyond that (backpressure, as a socket would).
+#: What the delay line holds at most, in chunks and in bytes; beyond that the writer waits
+#: (backpressure, as a full socket buffer would), so held-back frames stay within the connection's
+#: memory bound plus ``LINE_BYTES``.
 LINE_CHUNKS = 1024
+LINE_BYTES = 4 * 1024 * 1024
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -114,6 +117,8 @@ class FaultLink:
         self._stream: trio.abc.HalfCloseableStream | None = None
         self._line_in, self._line_out = trio.open_memory_channel[tuple[float, bytes | None]](LINE_CHUNKS)
         self._held = 0  # chunks in the line not yet written
+        self._held_bytes = 0
+        self._room = trio.Event()
         self._due: float | None = None  # departure time of the last admitted frame
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -151,7 +156,11 @@ class FaultLink:
         if due is None and self._held == 0:
             await self._stream.send_all(data)
             return
+        while self._held and self._held_bytes + len(data) > LINE_BYTES:
+            self._room = trio.Event()
+            await self._room.wait()
         self._held += 1
+        self._held_bytes += len(data)
         await self._line_in.send((trio.current_time() if due is None else due, data))
 
     async def send_eof(self) -> None:
@@ -173,7 +182,9 @@ class FaultLink:
                     await self._stream.send_eof()
             else:
                 await self._stream.send_all(data)
+                self._held_bytes -= len(data)
             self._held -= 1
+            self._room.set()
 
     # -- disconnecting -------------------------------------------------------------------------
 
