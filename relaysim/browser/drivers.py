@@ -34,14 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relaysim.browser.offline import HostRecorder, HostTried
 from relaysim.errors import EnvironmentProblem, UsageError
 
 __all__ = [
     "BROWSER_KINDS",
     "CHROMIUM_FLAGS",
-    "REMOTE_CHROMIUM_BINARY",
     "INSTALL_CHROMIUM",
     "INSTALL_FIREFOX",
+    "REMOTE_CHROMIUM_BINARY",
     "BrowserSession",
     "BrowserSpec",
     "CdpUnavailable",
@@ -71,6 +72,7 @@ CHROMIUM_BINARY = "/usr/lib/chromium/chromium"  # the real binary; /usr/bin/chro
 CHROMEDRIVER = "/usr/bin/chromedriver"
 REMOTE_CHROMIUM_BINARY = "/usr/bin/chromium"  # on the node; the wrapper is the path a Debian node always has
 CDP_PATH = "/session/$sessionId/goog/cdp/execute"
+HOSTS_KEY = "hosts-tried"  # BrowserSession.keep: the session's HostRecorder (relaysim.browser.offline)
 
 
 class CdpUnavailable(RuntimeError):
@@ -79,7 +81,10 @@ class CdpUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class BrowserSpec:
-    """What to start; ``binary`` / ``driver`` override the default paths (tests use that for errors)."""
+    """What to start; ``binary`` / ``driver`` override the default paths (tests use that for errors).
+
+    ``offline`` (local Chromium): no host resolves but loopback, and every other host the page tries
+    is recorded (:mod:`relaysim.browser.offline`; :meth:`BrowserSession.hosts_tried`)."""
 
     kind: str = "chromium"
     headed: bool = False
@@ -89,6 +94,7 @@ class BrowserSpec:
     script_timeout: float = 60.0
     window_size: tuple[int, int] | None = None
     args: tuple[str, ...] = ()
+    offline: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in BROWSER_KINDS:
@@ -159,6 +165,12 @@ class BrowserSession:
         answer = self.driver.execute("executeCdpCommand", {"cmd": cmd, "params": params or {}})
         value: dict[str, Any] = answer["value"]
         return value
+
+    def hosts_tried(self) -> tuple[HostTried, ...] | None:
+        """Hosts other than loopback the page tried to reach so far (None: not recorded in this session,
+        e.g. Firefox, a remote browser, or ``BrowserSpec(offline=False)``)."""
+        recorder = self._kept.get(HOSTS_KEY)
+        return None if recorder is None else recorder.hosts()
 
     def keep(self, key: str, opener: Callable[[], Any]) -> Any:
         """A resource tied to this session (the browser-level DevTools connection): opened by ``opener``
@@ -233,17 +245,25 @@ def _start_chromium(spec: BrowserSpec) -> BrowserSession:
     profile = tempfile.mkdtemp(prefix="relaysim-chromium-")
     options = _chromium_options(spec, profile)
     options.binary_location = binary
+    recorder = HostRecorder().start() if spec.offline else None
+    for flag in recorder.chromium_flags() if recorder is not None else ():
+        options.add_argument(flag)
     started = time.monotonic()
     try:
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
     except Exception as exc:
         shutil.rmtree(profile, ignore_errors=True)
+        if recorder is not None:
+            recorder.close()
         raise EnvironmentProblem(
             f"chromium did not start ({_first_line(exc)}): check `{INSTALL_CHROMIUM}`"
         ) from exc
-    return BrowserSession(
+    session = BrowserSession(
         driver, "chromium", has_cdp=True, profile_dir=profile, start_seconds=time.monotonic() - started
     )
+    if recorder is not None:
+        session.keep(HOSTS_KEY, lambda: recorder)
+    return session
 
 
 def _start_firefox(spec: BrowserSpec) -> BrowserSession:
