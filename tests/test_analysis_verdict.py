@@ -55,6 +55,7 @@ def test_seed_defaults() -> None:
         "heap_inuse_after_5min",
         "dom_handles_max",
         "subscriptions_closed_when_idle",
+        "subscriptions_bounded",
         "thread_events_released",
         "cycle_growth",
         "cache_entries_bounded",
@@ -80,8 +81,8 @@ def test_threshold_overrides_and_errors() -> None:
         "cycle_growth_bytes, dom_handles_max, dom_nodes_growth_max, events_after_close_max, "
         "heap_delta_bytes, heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
         "js_heap_growth_bytes, listeners_growth_max, revisit_growth_bytes, "
-        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max, "
-        "worker_memory_growth_bytes)"
+        "subscriptions_added_max, subscriptions_disagree_max, subscriptions_open_when_idle_max, "
+        "thread_events_retained_max, worker_memory_growth_bytes)"
     )
     for bad in (-1, "1k", True, float("inf")):
         with pytest.raises(ThresholdError) as info:

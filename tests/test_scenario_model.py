@@ -63,6 +63,7 @@ def test_step_kinds() -> None:
 def test_the_seed_test_list_is_shipped() -> None:
     assert [p.stem for p in SHIPPED] == [
         "feed-browsing",
+        "hookless-thread-cycle",
         "idle",
         "mixed-5min",
         "notifications",
@@ -77,7 +78,7 @@ def test_the_seed_test_list_is_shipped() -> None:
 def test_every_shipped_scenario_loads(path: Path) -> None:
     sc = load_scenario(path)
     assert sc.name == path.stem
-    assert sc.app == "builtin" and sc.dataset == "seed1"
+    assert sc.app in ("builtin", "builtin?hooks=off") and sc.dataset == "seed1"
     assert sc.description
     assert sc.assertions, "a shipped scenario asserts something"
     assert set(sc.assertions) <= set(ASSERTION_NAMES)
@@ -350,8 +351,8 @@ BAD = [
         "cycle_growth_bytes, dom_handles_max, dom_nodes_growth_max, events_after_close_max, "
         "heap_delta_bytes, heap_inuse_after_5min_bytes, heap_inuse_after_s, idle_rate_bps, "
         "js_heap_growth_bytes, listeners_growth_max, revisit_growth_bytes, "
-        "subscriptions_disagree_max, subscriptions_open_when_idle_max, thread_events_retained_max, "
-        "worker_memory_growth_bytes)",
+        "subscriptions_added_max, subscriptions_disagree_max, subscriptions_open_when_idle_max, "
+        "thread_events_retained_max, worker_memory_growth_bytes)",
     ),
     (
         '[thresholds]\nidle_rate_bps = "2k"\n[[steps]]\ndo = "feed"\n',

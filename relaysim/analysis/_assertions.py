@@ -21,6 +21,7 @@ from relaysim.analysis._browsing import (
 from relaysim.analysis._cycles import cache_peaks, cache_ratio
 from relaysim.analysis._samples import DOM_HANDLES, HEAP_INUSE, THREAD_EVENTS, dom_handles
 from relaysim.analysis._sites import top_sites
+from relaysim.analysis._subs import describe_held
 from relaysim.analysis._verdict import (
     Assertion,
     AssertionResult,
@@ -177,11 +178,11 @@ def _measure_subs(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
         n = ev.idle.subscriptions_open
     if n is None:
         return NotMeasured("not checked: no idle point in this run")
-    return Measured(n, "relay-side subscriptions still open for this client when idle was declared")
-
-
-def _explain_subs(r: AssertionResult, ev: Evidence) -> str | None:
-    return f"{r.detail}: {ev.subscriptions_detail}" if ev.subscriptions_detail else None
+    when = ev.subscriptions_counted or "when idle was declared"
+    detail = f"relay-side subscriptions this client held {when}"
+    if n and ev.subscriptions_detail:
+        detail += f": {ev.subscriptions_detail}"
+    return Measured(n, detail, source="relay")
 
 
 SUBSCRIPTIONS_CLOSED_WHEN_IDLE = register(Assertion(
@@ -195,9 +196,43 @@ SUBSCRIPTIONS_CLOSED_WHEN_IDLE = register(Assertion(
     measure=_measure_subs,
     requires="idle",
     requires_text="a measure_idle step",
-    reads=("subscriptions_open_when_idle", "idle", "subscriptions_detail"),
-    explain=_explain_subs,
+    reads=("subscriptions_open_when_idle", "idle", "subscriptions_detail", "subscriptions_counted"),
     tolerance=Tolerance(),  # an exact count: one more subscription left open is a regression
+))
+
+
+# -- subscriptions_bounded ---------------------------------------------------------------------------
+
+
+def _measure_bounded(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
+    settled, peak = ev.subscriptions_settled, ev.subscriptions_peak
+    if settled is None or peak is None:
+        return NotMeasured("no relay attached to this run (the relay counts the subscriptions)")
+    added = peak.n - settled.n
+    detail = f"most held at once {peak.n} (at {peak.at}), {settled.n} once the first page settled"
+    if added > 0:
+        before = {(h.conn, h.sub_id) for h in settled.held}
+        new = [h for h in peak.held if (h.conn, h.sub_id) not in before]
+        detail += "; added: " + describe_held(new, most=5)
+    return Measured(added, detail, source="relay")
+
+
+SUBSCRIPTIONS_BOUNDED = register(Assertion(
+    name="subscriptions_bounded",
+    summary="most subscriptions held at once, beyond those held once the first page settled",
+    unit="subscriptions",
+    comparison="<=",
+    thresholds=(
+        Threshold(
+            "subscriptions_added_max", 0,
+            "subscriptions a client may hold at once beyond those of its first settled page",
+        ),
+    ),
+    measure=_measure_bounded,
+    reads=("subscriptions_settled", "subscriptions_peak"),
+    # explore checks subscriptions_agree after every step; this one is a scenario's whole-run figure
+    explore=False,
+    tolerance=Tolerance(),  # an exact count
 ))
 
 

@@ -35,6 +35,7 @@ from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth
 from relaysim.analysis._idle import IdleMeasurement
 from relaysim.analysis._isolates import BrowserCycles, IsolateReading
 from relaysim.analysis._samples import Sample
+from relaysim.analysis._subs import SubscriptionCount
 from relaysim.analysis._sites import SiteDelta
 
 if TYPE_CHECKING:
@@ -129,6 +130,10 @@ class Evidence:
     ``isolates`` are the browser-level readings (every isolate after a forced GC) in time order, and
     ``browser_cycles`` their growth per measured cycle (``browser_cycles_unavailable`` says why there is
     none): what the assertions read when the app has no hooks (:mod:`relaysim.analysis._isolates`).
+    ``subscriptions_counted`` says how the idle count was taken (after ``__moxie_close_all()``, or
+    after the settle for an app without it); ``subscriptions_settled`` is what this run's connections
+    held once the first page settled and ``subscriptions_peak`` the most they held at once (both
+    :class:`~relaysim.analysis._subs.SubscriptionCount`, each subscription with its filters).
     """
 
     samples: Sequence[Sample] = ()
@@ -151,13 +156,16 @@ class Evidence:
     subscription_views: Sequence[SubscriptionView] = ()
     re_spent_sites: Sequence[str] | None = None
     relay_totals: Mapping[str, Any] | None = None
+    isolates: Sequence[IsolateReading] = ()
+    browser_cycles: BrowserCycles | None = None
+    browser_cycles_unavailable: str | None = None
+    subscriptions_counted: str | None = None
+    subscriptions_settled: SubscriptionCount | None = None
+    subscriptions_peak: SubscriptionCount | None = None
 
     def first(self) -> Sample | None:
         return self.initial if self.initial is not None else (self.samples[0] if self.samples else None)
 
-    isolates: Sequence[IsolateReading] = ()
-    browser_cycles: BrowserCycles | None = None
-    browser_cycles_unavailable: str | None = None
     def last(self) -> Sample | None:
         return self.final if self.final is not None else (self.samples[-1] if self.samples else None)
 

@@ -41,6 +41,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--webdriver-url", default=None,
                    help="W3C WebDriver / Selenium Grid URL (with --browser remote)")
     p.add_argument("--relay-url", default=None, help="use this running relay instead of starting one")
+    p.add_argument("--test-headers", action="store_true",
+                   help="serve --app DIR with COOP/COEP (cross-origin isolation: SharedArrayBuffer and "
+                        "performance.measureUserAgentSpecificMemory); the built-in client always has them")
     p.add_argument("--snapshots", action="store_true",
                    help="take a heap snapshot of the page at each boundary of the measured repeat: names "
                         "the detached DOM trees and the objects that hold what grew (slower)")
@@ -112,6 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
         idle_settle=args.idle_settle,
         timeline=args.timeline,
         report=args.report,
+        test_headers=True if args.test_headers else None,
         snapshots=args.snapshots,
     )
     progress = open_progress(args.progress, f"relaysim run {scenario.name}", every_s=30.0)
@@ -125,6 +129,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise EnvironmentProblem(f"browser failed during the run: {first}") from exc
     finally:
         progress.close()
+    unreached = result.unreached_message()
+    if unreached is not None:  # nothing the page did was measured: not a verdict (the report says so too)
+        raise UsageError(unreached)
     code = int(result.exit_code(args.allow_unavailable))
     if baseline is None and args.format == "text" and not args.junit_xml:
         print_result(result)

@@ -14,6 +14,7 @@ from relaysim import analysis as an
 from relaysim.analysis import Evidence
 from relaysim.browser import Sampler
 from relaysim.scenario._result import RunResult
+from relaysim.scenario._subs_watch import SubscriptionWatch
 
 __all__ = ["gather_evidence"]
 
@@ -28,6 +29,7 @@ def gather_evidence(
     browser_cycles: tuple[an.BrowserCycles | None, str | None] = (None, None),
     re_spent_sites: Sequence[str] | None = None,
     relay_totals: Mapping[str, Any] | None = None,
+    watch: SubscriptionWatch | None = None,
 ) -> Evidence:
     idle = result.idle[-1] if result.idle else None
     growth, cycles_why = cycles
@@ -59,4 +61,7 @@ def gather_evidence(
         isolates=tuple(sampler.isolate_readings),
         browser_cycles=browser_cycles[0],
         browser_cycles_unavailable=browser_cycles[1],
+        subscriptions_counted=(idle.counted or None) if idle else None,
+        subscriptions_settled=watch.settled if watch is not None else None,
+        subscriptions_peak=watch.peak if watch is not None else None,
     )

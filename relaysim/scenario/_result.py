@@ -47,7 +47,10 @@ class RunResult:
     """Everything a run measured; :func:`relaysim.scenario.build_report` turns it into the JSON report.
 
     ``relay_stats`` is the relay's ``/stats`` document at the end (JSON as the relay wrote it: its
-    schema is the relay's, docs/relay.md); ``environment`` the browser session's description.
+    schema is the relay's, docs/relay.md); ``relay_run`` the same relay's figures for this run's own
+    connections (:class:`~relaysim.browser.relay_scope.RelayScope`), which the report shows;
+    ``relay_unreached`` the relay's URL when the page never connected to it (the run cannot be
+    judged: exit 2); ``environment`` the browser session's description.
     """
 
     scenario: Scenario
@@ -69,6 +72,8 @@ class RunResult:
     unavailable: list[Unavailable] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     relay_stats: dict[str, Any] | None = None
+    relay_run: dict[str, Any] | None = None
+    relay_unreached: str | None = None
     alloc_log: list[dict[str, Any]] = field(default_factory=list)
     thread_closes: list[ThreadClose] = field(default_factory=list)
     page_visits: list[PageVisit] = field(default_factory=list)
@@ -92,5 +97,17 @@ class RunResult:
         return tuple(sorted({u.missing_hook for u in self.unavailable if u.missing_hook}))
 
     def exit_code(self, allow_unavailable: bool = False) -> ExitCode:
-        """The exit-code table's answer for this run (README, "Exit codes")."""
+        """The exit-code table's answer for this run (README, "Exit codes"); a page that never reached
+        the relay is a usage problem (2), whatever the assertions said."""
+        if self.relay_unreached is not None:
+            return ExitCode.USAGE
         return exit_code_for(self.results.values(), allow_unavailable)
+
+    def unreached_message(self) -> str | None:
+        """One line naming the relay the page never connected to (None when it did)."""
+        if self.relay_unreached is None:
+            return None
+        return (
+            f"the page never connected to the harness's relay {self.relay_unreached}: nothing it did "
+            "was measured (point the app at that relay, or pass --relay-url for the relay the app uses)"
+        )

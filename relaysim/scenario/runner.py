@@ -34,8 +34,8 @@ from urllib.parse import urljoin
 from relaysim import analysis as an
 from relaysim.analysis import Sample, ThreadClose
 from relaysim.browser import BrowserSession, BrowserSpec, Sampler, open_browser
-from relaysim.browser.idle import RelayLike, close_everything, relay_figures, run_idle_protocol
-from relaysim.browser.probes import probe_cost_readings, read_browser_figures
+from relaysim.browser.idle import RelayLike, run_idle_protocol
+from relaysim.browser.probes import call_close_all, probe_cost_readings, read_browser_figures
 from relaysim.errors import UsageError
 from relaysim.report import TimelineWriter, write_report
 from relaysim.scenario._app import GENERIC_READY as GENERIC_READY
@@ -49,6 +49,7 @@ from relaysim.scenario._faults import switch_faults
 from relaysim.scenario._judge import gather_evidence
 from relaysim.scenario._result import Checkpoint, RunResult, StepRecord
 from relaysim.scenario._step import walk
+from relaysim.scenario._subs_watch import SubscriptionWatch
 from relaysim.scenario._visits import BrowsingObserver, re_spent_sites
 from relaysim.scenario.adapters import Action as PageAction
 from relaysim.scenario.adapters import Adapter, perform_action
@@ -103,7 +104,10 @@ class ScenarioRunner:
         self.traffic_control = traffic
         self.on_record = on_record
         self.on_step = on_step  # (n, of N, step) before each step: progress displays
-        figures = (lambda: relay_figures(relay)) if relay is not None else None
+        # This run's connections only (a relay given by URL may serve others): subscriptions settled,
+        # the most held at once, whether the page reached the relay (module _subs_watch).
+        self.watch = SubscriptionWatch(relay) if relay is not None else None
+        figures = self.watch.figures if self.watch is not None else None
         self.sampler = Sampler(
             session, interval=scenario.sample_interval, relay_figures=figures, on_sample=on_sample,
             snapshots=snapshots,
@@ -126,8 +130,12 @@ class ScenarioRunner:
         res.started_at = time.time()
         self._began = time.monotonic()
         res.environment = self.session.environment()
+        if self.watch is not None:
+            self.watch.begin()
         self.session.driver.get(self.page_url)
         self.adapter.wait_ready(self.session.driver)
+        if self.watch is not None:
+            self.watch.settle()
         # The seed's threshold log (__moxie_alloc_log) is written only while this flag is on.
         self.session.driver.execute_script("window.__moxie_instrument = true")
         self.sampler.page_loaded()
@@ -166,6 +174,8 @@ class ScenarioRunner:
     def run_step(self, step: Any) -> StepRecord:
         """Run one (expanded) step and record it."""
         t0 = time.monotonic()
+        if self.watch is not None:
+            self.watch.at = f"{step.KIND} (line {step.line})" if step.line else step.KIND
         browsing = getattr(step, "BROWSING", False)
         before = self.observer.before() if browsing else None
         detail = step.run(self) or ""
@@ -192,6 +202,9 @@ class ScenarioRunner:
         res.sampler_cost = self.sampler.cost()
         res.alloc_log = self.sampler.alloc_log
         res.relay_stats = self.relay.stats() if self.relay is not None else None
+        if self.watch is not None:
+            res.relay_run = self.watch.report_figures()
+            res.relay_unreached = self.watch.unreached()
         res.cycles = self._cycles()[0]
         res.isolates = list(self.sampler.isolate_readings)
         res.browser_cycles = self._browser_cycles()[0]
@@ -225,6 +238,7 @@ class ScenarioRunner:
             browser_cycles=self._browser_cycles(),
             re_spent_sites=self.re_spent_sites,
             relay_totals=self.relay.stats().get("totals") if self.relay is not None else None,
+            watch=self.watch,
         )
 
     def judge(self, names: tuple[str, ...], where: str) -> str:
@@ -315,7 +329,11 @@ class ScenarioRunner:
     def close_all(self) -> str:
         if self.relay is None:
             raise UsageError("close_all needs a relay to check (none attached)")
-        return f"closed by {close_everything(self.session, self.relay)}"
+        if call_close_all(self.session):
+            return "closed by app"
+        # Without the hook, what the app still holds is the finding: measure_idle counts it (after its
+        # settle) before the relay ends anything, so nothing is ended here.
+        return "the app has no __moxie_close_all: measure_idle counts what it holds, then the relay ends it"
 
     def measure_idle(self, settle: float, window: float, windows: int) -> str:
         if self.relay is None:
@@ -328,6 +346,7 @@ class ScenarioRunner:
             windows=self.idle_windows if self.idle_windows is not None else windows,
             settle=self.idle_settle if self.idle_settle is not None else settle,
             probe_cost=self.result.probe_cost,
+            scope=self.watch.scope if self.watch is not None else None,
         )
         self.result.idle.append(outcome)
         self._subs_open_when_idle = outcome.subscriptions_open
@@ -349,6 +368,7 @@ class RunOptions:
     idle_settle: float | None = None
     timeline: Path | None = None
     report: Path | None = None
+    test_headers: bool | None = None  # COOP/COEP for a DIR app (None: the relay's default)
     progress: Any = None  # relaysim.soak.progress.RunHooks: on_step / on_sample for a display
     snapshots: bool = False  # heap snapshots at the measured repeat's boundaries (detached DOM, holders)
 
@@ -372,7 +392,11 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
     target = resolve_app(options.app or scenario.app)
     adapter = adapter_for(target, options.adapter)
     with contextlib.ExitStack() as stack:
-        relay = stack.enter_context(open_relay(target, scenario, options.relay_url))
+        if options.test_headers and options.relay_url is not None:
+            raise UsageError("--test-headers applies to the relay a run starts, not to a --relay-url relay")
+        relay = stack.enter_context(
+            open_relay(target, scenario, options.relay_url, test_headers=options.test_headers)
+        )
         page_url = target.page_url(getattr(relay, "http_url", None))
         sink = stack.enter_context(TimelineWriter(options.timeline)) if options.timeline else None
         session = stack.enter_context(open_browser(options.browser))
