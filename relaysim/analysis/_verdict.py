@@ -35,8 +35,8 @@ from relaysim.analysis._cycles import CacheGroupSize, CycleGrowth
 from relaysim.analysis._idle import IdleMeasurement
 from relaysim.analysis._isolates import BrowserCycles, IsolateReading
 from relaysim.analysis._samples import Sample
-from relaysim.analysis._subs import SubscriptionCount
 from relaysim.analysis._sites import SiteDelta
+from relaysim.analysis._subs import SubscriptionCount
 
 if TYPE_CHECKING:
     from relaysim.analysis._soak import SoakAnalysis
