@@ -185,6 +185,9 @@ def run_grid_batch(options: GridRunOptions) -> GridSummary:
     seconds = 0.0
     for o in outcomes:
         report = build_report(o.result) if o.result is not None else None
+        if report is not None and report.environment.webdriver_url is None:  # where its browser ran
+            env = dataclasses.replace(report.environment, webdriver_url=options.browser.webdriver_url)
+            report = dataclasses.replace(report, environment=env)
         path = None
         if report is not None and options.report is not None:
             target = _report_path(options.report, o.job.label)
