@@ -125,7 +125,8 @@ def open_browser_cdp(session: BrowserSession, timeout: float = 10.0) -> BrowserC
     try:
         with urllib.request.urlopen(f"http://{address}/json/version", timeout=timeout) as answer:
             url = json.load(answer)["webSocketDebuggerUrl"]
-        ws = connect(url, max_size=None, open_timeout=timeout, close_timeout=2)
+        # entered as a context manager (websockets 17.1 warns otherwise); closed by BrowserCdp.close
+        ws = connect(url, max_size=None, open_timeout=timeout, close_timeout=2).__enter__()
     except (OSError, KeyError, ValueError) as exc:
         raise CdpUnavailable(f"the browser's DevTools endpoint {address} did not answer: {exc}") from exc
     return BrowserCdp(ws, url)
