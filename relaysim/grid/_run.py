@@ -85,7 +85,7 @@ class _Outcome:
     result: Any = None
     faults: int = 0
     error: str | None = None
-    report_path: str | None = None
+    usage: UsageError | None = None  # a usage or environment problem (no Grid there, a bad app)
 
 
 def _config(jobs: tuple[Job, ...]) -> Any:
@@ -140,7 +140,7 @@ def _worker(jobs: queue.Queue[_Outcome], options: GridRunOptions, relay: Any, ba
                 out.error = None
                 break
             except UsageError as exc:
-                out.error = str(exc)
+                out.error, out.usage = str(exc), exc
                 break
             except Exception as exc:
                 text = str(getattr(exc, "msg", "") or exc).strip().splitlines() or [""]
@@ -180,6 +180,8 @@ def run_grid_batch(options: GridRunOptions) -> GridSummary:
             while t.is_alive():
                 t.join(0.5)
         monitor.stop()
+    if all(o.usage is not None for o in outcomes):
+        raise outcomes[0].usage  # type: ignore[misc]  # nothing ran: one line, exit 2
     rows = []
     samples = 0
     seconds = 0.0
