@@ -7,6 +7,7 @@ Kept apart from :mod:`relaysim.cli.run` so that module stays about one run: it r
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from relaysim.errors import UsageError
@@ -34,8 +35,9 @@ def wants_batch(args: argparse.Namespace) -> bool:
                 or args.variant)
 
 
-def batch_command(args: argparse.Namespace) -> int:
-    from relaysim.cli.run import DEFAULT_SCENARIO, browser_spec
+def batch_command(args: argparse.Namespace, default_scenario: str,
+                  browser_spec: Callable[[argparse.Namespace, Any], Any]) -> int:
+    """The batch; ``relaysim run`` gives its default scenario and how it picks the browser."""
     from relaysim.grid import RelayPlace, render_grid_table
     from relaysim.grid._run import GridRunOptions, jobs_for, run_grid_batch
     from relaysim.scenario import load_scenario
@@ -47,7 +49,7 @@ def batch_command(args: argparse.Namespace) -> int:
         if value:
             raise UsageError(f"{flag} does not apply to a batch (--browsers): each session's report goes "
                              "beside --report")
-    scenarios = [load_scenario(s) for s in [args.scenario or DEFAULT_SCENARIO, *args.more_scenarios]]
+    scenarios = [load_scenario(s) for s in [args.scenario or default_scenario, *args.more_scenarios]]
     spec = browser_spec(args, scenarios[0].browser)
     apps: list[str | None] = [args.app, *args.variant] if args.variant else [args.app]
     jobs = jobs_for(scenarios, apps, n)

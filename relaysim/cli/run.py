@@ -101,7 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.idle_windows is not None and args.idle_windows < 1:
         raise UsageError(f"--idle-windows must be >= 1, got {args.idle_windows}")
     if wants_batch(args):
-        return batch_command(args)
+        return batch_command(args, DEFAULT_SCENARIO, browser_spec)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     baseline = _read_baseline(args, scenario.name)
     spec = browser_spec(args, scenario.browser)
