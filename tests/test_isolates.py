@@ -55,6 +55,18 @@ def test_a_sound_page_passes_all_four_from_browser_figures():
     assert got["worker_memory_growth"].measured == 0
 
 
+def test_a_page_without_workers_is_not_a_silent_pass():
+    readings = [IsolateReading(**{**{f: getattr(r, f) for f in IsolateReading.__slots__}, "workers": ()})
+                for r in cycles()]
+    got = judge(readings, ("worker_memory_growth",))["worker_memory_growth"]
+    assert got.verdict == Verdict.UNAVAILABLE
+    assert got.detail == "the page ran no dedicated Worker at the cycle boundaries"
+    why = "browser-level figures: no CDP in a firefox session"
+    failed = [IsolateReading(float(i), "cycle-end", unavailable=(why,)) for i in range(3)]
+    got = judge(failed, ("worker_memory_growth",))["worker_memory_growth"]
+    assert (got.verdict, got.detail) == (Verdict.UNAVAILABLE, why)
+
+
 @pytest.mark.parametrize(("grow", "meant", "words"), [
     ({"js": 350_000}, "js_heap_growth", ("350,000", "--snapshots")),
     ({"nodes": 402}, "dom_nodes_growth", ("+402",)),

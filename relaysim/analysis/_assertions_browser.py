@@ -216,12 +216,14 @@ def _measure_workers(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
     bc = _cycles(ev)
     if isinstance(bc, NotMeasured):
         return bc
-    seen = any(r.workers for r in bc.readings)
     if not bc.workers:
-        if seen:
+        if bc.js_heap is None:  # the readings themselves failed: say why, not "no Worker"
+            return NotMeasured(bc.unavailable.get(JS_HEAP_AFTER_GC, "browser-level figures not read"))
+        if any(r.workers for r in bc.readings):
             why = next((u for r in bc.readings for u in r.unavailable if "worker" in u), "Workers not read")
             return NotMeasured(why)
-        return Measured(0, "the page ran no dedicated Worker at the cycle boundaries", BROWSER)
+        # nothing to judge is not a pass: a figure that cannot grow would pass silently
+        return NotMeasured("the page ran no dedicated Worker at the cycle boundaries")
     url, worst = max(bc.workers, key=lambda w: w[1].weakest)
     detail = f"worst Worker {url}: JS heap + WebAssembly.Memory after GC, {_per_cycle(worst)}"
     return Measured(worst.weakest, f"{detail}; {len(bc.workers)} Worker script(s)", BROWSER)

@@ -232,7 +232,7 @@ def growth_holders(
     counts = np.bincount(inverse)
     synthetic = g.node_types.index("synthetic") if "synthetic" in g.node_types else -1
     named = [g.node_types.index(k) for k in ("object", "closure", "native") if k in g.node_types]
-    out = []
+    out: list[GrowthHolder] = []
     for k in np.argsort(-sizes):
         node = int(uniq[k])
         if g.node_type[node] == synthetic or node == 0:
