@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -121,7 +121,7 @@ class Query:
     """Stored events a REQ must send before its EOSE (newest first, already limited)."""
 
     sub: Subscription
-    events: list[bytes]  # each event's stored wire JSON (EventStore.query_json), spliced unchanged
+    events: Sequence[bytes]  # each event's stored wire JSON (EventStore.query_json, a lazy view)
 
     def batch(self, start: int, size: int, max_bytes: int) -> tuple[list[bytes], int]:
         """EVENT messages from ``events[start]`` on and where the next batch starts.

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse, islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event, EventId
@@ -61,6 +61,35 @@ _SET_FACTOR = 8
 # expired) once those outnumber a quarter of the live ones and this many.
 _FIFO_SLACK = 1024
 _HEX = frozenset("0123456789abcdef")
+
+
+class WireView(Sequence[bytes]):
+    """Records seen as their wire JSON, cut out one at a time when read (see ``query_json``)."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [wire(record) for record in self._records[index]]
+        return wire(self._records[index])
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list (or view) of the same bytes, as the list it stands for would be."""
+        if isinstance(other, WireView | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +190,15 @@ class EventStore:
         now: float | None = None,
         default_limit: int | None = None,
         max_limit: int | None = None,
-    ) -> list[bytes]:
+    ) -> Sequence[bytes]:
         """What :meth:`query` answers, as each event's wire JSON: what a relay puts in its EVENTs.
 
         Nothing is decoded or re-encoded: these are the bytes :attr:`Event.json` gave when the
-        event was stored.
+        event was stored. The answer is a lazy view of the stored records: an item's bytes are
+        cut out when it is read, so a REQ waiting for a slow client holds one reference per
+        event, not a copy of its JSON (relay/websocket.py counts 8 bytes each).
         """
-        return [wire(record) for record in self._select(filters, now, default_limit, max_limit)]
+        return WireView(self._select(filters, now, default_limit, max_limit))
 
     def count(self, filters: Sequence[Filter] | Filter, now: float | None = None) -> int:
         """How many stored, unexpired events match any filter (NIP-45). ``limit`` is ignored."""
