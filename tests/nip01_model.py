@@ -22,7 +22,8 @@ What it encodes (NIP section, then relaysim's documented choice where the NIP le
 * NIP-40: an event whose expiration has passed is refused (``invalid:``), and a stored one that
   has expired since is neither returned nor counted.
 * NIP-11 limits: ``max_event_tags`` / ``max_content_length`` -> ``invalid:``; ``max_subid_length``
-  -> ``CLOSED invalid:``; one REQ more than ``max_subscriptions`` -> ``CLOSED rate-limited:``
+  -> ``CLOSED invalid:``; more filters than ``max_filters`` -> ``CLOSED invalid:`` (the id's old
+  subscription closed); one REQ more than ``max_subscriptions`` -> ``CLOSED rate-limited:``
   (replacing an open id is always allowed).
 
 Time: the relay reads its own clock, so an answer is checked against the model at every moment
@@ -52,6 +53,7 @@ class Limits:
     max_limit: int
     default_limit: int
     max_subid_length: int
+    max_filters: int
     max_event_tags: int
     max_content_length: int
     max_message_length: int
@@ -268,6 +270,9 @@ class Nip01Model:
         """Open (or replace) a subscription, or say how the relay refuses it."""
         subs = self.subs[conn]
         if len(sub_id) > self.limits.max_subid_length:
+            subs.pop(sub_id, None)
+            return ReqAnswer(False, "invalid:")
+        if len(filters) > self.limits.max_filters:
             subs.pop(sub_id, None)
             return ReqAnswer(False, "invalid:")
         if sub_id not in subs and len(subs) >= self.limits.max_subscriptions:

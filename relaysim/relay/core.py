@@ -365,6 +365,9 @@ class RelayCore:
             self.totals.subs_refused += 1
             reason = f"invalid: subscription id is longer than {limits.max_subid_length} characters"
             return Reply([encode_closed(sub_id, reason)])
+        if len(filters) > limits.max_filters:
+            self._close(session, sub_id)
+            return self._too_many_filters(sub_id, len(filters))
         replacing = sub_id in session.subs
         if not replacing and len(session.subs) >= limits.max_subscriptions:
             self.totals.subs_refused += 1
@@ -400,8 +403,16 @@ class RelayCore:
             self.totals.subs_refused += 1
             reason = f"invalid: query id is longer than {self.limits.max_subid_length} characters"
             return Reply([encode_closed(query_id, reason)])
+        filters = tuple(filters)
+        if len(filters) > self.limits.max_filters:
+            return self._too_many_filters(query_id, len(filters))
         self.totals.counts_answered += 1
         return Reply([encode_count(query_id, self.store.count(tuple(filters), now=self.clock()))])
+
+    def _too_many_filters(self, sub_id: str, count: int) -> Reply:
+        self.totals.subs_refused += 1
+        reason = f"invalid: {count} filters; this relay accepts at most {self.limits.max_filters} per message"
+        return Reply([encode_closed(sub_id, reason)])
 
     def _close(self, session: Session, sub_id: str) -> bool:
         sub = session.subs.pop(sub_id, None)

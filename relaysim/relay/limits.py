@@ -11,6 +11,9 @@ How each limit is enforced (docs/relay.md repeats this for users):
 * ``max_subscriptions`` -- a REQ opening one more than this (reusing an open id is a replacement and
   always allowed) gets ``CLOSED`` ``rate-limited: ...``.
 * ``max_subid_length`` -- a longer subscription id gets ``CLOSED`` ``invalid: ...``.
+* ``max_filters`` -- a REQ or COUNT with more filters gets ``CLOSED`` ``invalid: ...`` (a REQ
+  reusing an open id closes that subscription, as any refused REQ does). Each filter is a store
+  query: 10,000 of them kept the relay busy for seconds, every other client waiting.
 * ``max_limit`` -- each filter's ``limit`` is silently clamped to it (NIP-11 says so).
 * ``default_limit`` -- the limit of a filter that has none.
 * ``max_event_tags`` / ``max_content_length`` -- a published event beyond them gets ``OK`` false
@@ -37,6 +40,7 @@ class Limits:
     max_limit: int = 5_000
     default_limit: int = 500
     max_subid_length: int = 64
+    max_filters: int = 20
     max_event_tags: int = 2_500
     max_content_length: int = 102_400
 
