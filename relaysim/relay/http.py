@@ -13,11 +13,17 @@ Why rebuild the bytes rather than build a ``websockets.http11.Request`` from h11
 their documented paths.
 
 h11 refuses a body on a reply to HEAD: :func:`send_response` drops it (keeping Content-Length).
+
+Each request (head and body, or a websocket upgrade) must arrive within ``timeout`` seconds of
+the previous answer (of the connection's start): a client that sends a few bytes now and then
+("slowloris") would otherwise hold a connection open forever. A late request gets ``408`` and
+the connection is closed; an idle keep-alive connection is closed without a word.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -108,15 +114,19 @@ async def send_response(
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
-async def serve_http(stream: trio.abc.Stream, peer: str, handle: Handler) -> tuple[bytes, bytes] | None:
+async def serve_http(
+    stream: trio.abc.Stream, peer: str, handle: Handler, *, timeout: float = math.inf
+) -> tuple[bytes, bytes] | None:
     """Answer plain requests with ``handle`` until the client closes or asks for a websocket.
 
     Returns ``(handshake request bytes, bytes pipelined after it)`` to hand to the websocket
-    layer, or None when the connection is finished.
+    layer, or None when the connection is finished. Each request must arrive within ``timeout``.
     """
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=65_536)
     request: h11.Request | None = None
     body = bytearray()
+    deadline = trio.current_time() + timeout
+    started = False  # bytes of the next request have arrived
     while True:
         try:
             event = conn.next_event()
@@ -124,9 +134,14 @@ async def serve_http(stream: trio.abc.Stream, peer: str, handle: Handler) -> tup
             await _send_error(stream, conn, exc.error_status_hint, str(exc))
             return None
         if event is h11.NEED_DATA:
-            data = await stream.receive_some(RECEIVE_SIZE)
-            conn.receive_data(bytes(data))  # b"" is EOF; bytes(b) of a bytes object is b itself
-            continue
+            with trio.move_on_at(deadline):
+                data = await stream.receive_some(RECEIVE_SIZE)
+                conn.receive_data(bytes(data))  # b"" is EOF; bytes(b) of a bytes object is b itself
+                started = started or bool(data)
+                continue
+            if started:
+                await _send_timeout(stream, timeout)
+            return None
         if isinstance(event, h11.Request):
             request, body = event, bytearray()
         elif isinstance(event, h11.Data):
@@ -160,8 +175,21 @@ async def serve_http(stream: trio.abc.Stream, peer: str, handle: Handler) -> tup
             except h11.LocalProtocolError:
                 return None
             request = None
+            deadline, started = trio.current_time() + timeout, False
         elif isinstance(event, h11.ConnectionClosed):
             return None
+
+
+async def _send_timeout(stream: trio.abc.Stream, timeout: float) -> None:
+    """408 for a request that did not arrive in time (h11 cannot answer a request it has not
+    seen in full, so the bytes are written here)."""
+    body = f"request not received within {timeout:g} s\n".encode()
+    head = (
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError), trio.move_on_after(1):
+        await stream.send_all(head + body)
 
 
 async def _send_error(stream: trio.abc.Stream, conn: h11.Connection, status: int, message: str) -> None:

@@ -226,7 +226,8 @@ class Relay:
         try:
             peer = stream.socket.getpeername()
             host = str(peer[0])
-            handshake = await serve_http(stream, host, self._handle_http)
+            timeout = self.config.settings.request_timeout
+            handshake = await serve_http(stream, host, self._handle_http, timeout=timeout)
             if handshake is not None:
                 client = upgrade_client(host, handshake[0])
                 if self.faults.refuse(client):
