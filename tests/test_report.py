@@ -195,6 +195,7 @@ def test_report_json_has_every_schema_field() -> None:
         "dataset_sha256",
         "seed",
         "dataset_spec_sha256",
+        "dataset_relay_url",
     ]
     assert list(data["heap"]) == [
         "initial",

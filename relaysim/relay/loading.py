@@ -31,7 +31,15 @@ from typing import Any
 
 import trio
 
-from relaysim.dataset import DatasetSpec, ensure_built, load_spec, sha256_file, spec_sha256, viewer_pubkey
+from relaysim.dataset import (
+    DEFAULT_RELAY_URL,
+    DatasetSpec,
+    ensure_built,
+    load_spec,
+    sha256_file,
+    spec_sha256,
+    viewer_pubkey,
+)
 from relaysim.dataset.jsonl import LineError, parse_line
 from relaysim.errors import InvalidEvent, UsageError
 from relaysim.nostr.event import Event
@@ -187,6 +195,8 @@ def load_served(
         "sha256": sha256_file(source.path) if source.path else None,
         # The dataset's identity across relay URLs (the file's hash changes with the URL its hints name).
         "spec_sha256": spec_sha256(source.spec) if source.spec is not None else None,
+        # Where the dataset's relay hints, kind-10002 lists and media URLs point (a named dataset).
+        "hints_url": (relay_url or DEFAULT_RELAY_URL) if source.spec is not None else None,
         "events_read": result.stored + result.duplicates + result.refused + result.ephemeral,
         "events_stored": len(store),
         "events_refused": result.refused,

@@ -94,18 +94,24 @@ class ScenarioInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class AppInfo:
-    """The client under test: ``url`` loaded, ``mode`` ("fixed", "leaks=idle", "external"), missing hooks."""
+    """The client under test: ``url`` loaded, ``mode`` ("fixed", "leaks=idle", "external"), missing hooks;
+    ``hosts_tried`` the ``host:port`` of every request the page sent to a host other than loopback (the
+    harness's browser reaches none; ``browser_hosts``: the browser's own services; both None when the
+    session did not record them)."""
 
     url: str
     mode: str
     hooks_missing: tuple[str, ...] = ()
+    hosts_tried: tuple[str, ...] | None = None
+    browser_hosts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Environment:
     """Where the run happened; ``None`` = not known. ``dataset_sha256`` is the JSONL file's hash (it
     changes with the relay URL the events' hints name); ``dataset_spec_sha256`` the spec's digest without
-    the URL (:func:`relaysim.dataset.spec_sha256`): the dataset's identity, ``None`` for a JSONL export."""
+    the URL (:func:`relaysim.dataset.spec_sha256`): the dataset's identity, ``None`` for a JSONL export;
+    ``dataset_relay_url`` where the dataset's relay hints point: the relay that served it."""
 
     browser_name: str | None = None
     browser_version: str | None = None
@@ -118,6 +124,7 @@ class Environment:
     dataset_sha256: str | None = None
     seed: int | None = None
     dataset_spec_sha256: str | None = None
+    dataset_relay_url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,8 +177,11 @@ class AllocSites:
 
 @dataclass(frozen=True, kw_only=True)
 class RelayFigures:
-    """The relay's own count for this run (``None`` = the relay did not say)."""
+    """The relay's own count for this run (``None`` = the relay did not say): ``scope`` says which of
+    its connections were counted (this run's page's, not earlier clients'), ``url`` which relay."""
 
+    url: str | None = None
+    scope: str | None = None
     subscriptions_opened: int | None = None
     subscriptions_closed: int | None = None
     subscriptions_open_at_end: int | None = None

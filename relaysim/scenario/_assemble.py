@@ -49,14 +49,30 @@ def idle_notes(outcome: IdleOutcome) -> list[str]:
     return notes
 
 
-def _browser_note(label: str, figs: BrowserFigures | None) -> str | None:
-    if figs is None or not figs.metrics:
+def _ua_memory_note(label: str, figs: BrowserFigures | None) -> str | None:
+    """measureUserAgentSpecificMemory at a run's end, the one browser figure no other section holds (the
+    initial and final figures are ``heap`` and ``browser``, each named by its source in the schema)."""
+    if figs is None or figs.ua_memory is None or figs.ua_memory.get("bytes") is None:
         return None
-    m = figs.metrics
-    ua = None if figs.ua_memory is None else figs.ua_memory.get("bytes")
-    return (
-        f"browser {label}: JSHeapUsedSize {m.get('JSHeapUsedSize')}, Nodes {m.get('Nodes')}, "
-        f"JSEventListeners {m.get('JSEventListeners')}, measureUserAgentSpecificMemory {ua}"
+    return f"browser {label}: measureUserAgentSpecificMemory {figs.ua_memory['bytes']:,} B"
+
+
+def _relay_figures(res: RunResult, faults: rp.FaultFigures | None) -> rp.RelayFigures | None:
+    """This run's connections' figures when the run scoped them, else the relay's totals."""
+    if res.relay_stats is None:
+        return None
+    mine = res.relay_run
+    totals = mine if mine is not None else res.relay_stats.get("totals", {})
+    return rp.RelayFigures(
+        url=(res.relay_stats.get("relay") or {}).get("url"),
+        scope=res.relay_scope if mine is not None else "every connection since the relay started",
+        subscriptions_opened=totals.get("subs_opened"),
+        subscriptions_closed=totals.get("subs_closed"),
+        subscriptions_open_at_end=totals.get("subscriptions_active"),
+        events_pushed=totals.get("events_sent"),
+        bytes_pushed=totals.get("bytes_sent"),
+        connections=totals.get("connections_opened"),
+        faults=faults,
     )
 
 
@@ -82,7 +98,6 @@ def build_report(res: RunResult) -> rp.Report:
     first = res.samples[0] if res.samples else Sample(t=0.0)
     last = res.samples[-1] if res.samples else first
     before, after = res.initial_sites, res.final_sites
-    totals = (res.relay_stats or {}).get("totals", {})
     env = res.environment
     relay_info = (res.relay_stats or {}).get("relay", {})
     steps = tuple(
@@ -105,9 +120,14 @@ def build_report(res: RunResult) -> rp.Report:
         per_call = f"{res.probe_cost.bytes_per_probe:g} B and {res.probe_ms:.3f} ms"
         notes.append(f"probe: {per_call} per call in the page")
     for label, figs in (("initial", res.initial_browser), ("final", res.final_browser)):
-        note = _browser_note(label, figs)
+        note = _ua_memory_note(label, figs)
         if note:
             notes.append(note)
+    if res.relay_unreached is not None:
+        notes.append(f"relay: the page never connected to {res.relay_unreached}; nothing it did was measured")
+    page_hosts = [h.host for h in res.hosts_tried or () if not h.browser_own]
+    if page_hosts:
+        notes.append("hosts: the page tried to reach (refused, loopback only): " + ", ".join(page_hosts))
     held = [x for x in (smp.get(an.RELAY_SUBSCRIPTIONS) for smp in res.samples) if x is not None]
     if held:
         notes.append(f"relay: at most {max(held):g} subscriptions open at once during the run")
@@ -128,6 +148,12 @@ def build_report(res: RunResult) -> rp.Report:
             url=res.page_url,
             mode=("external" if not res.app.startswith("builtin") else (query or "fixed")),
             hooks_missing=res.hooks_missing,
+            hosts_tried=None if res.hosts_tried is None else tuple(
+                h.host for h in res.hosts_tried if not h.browser_own
+            ),
+            browser_hosts=None if res.hosts_tried is None else tuple(
+                h.host for h in res.hosts_tried if h.browser_own
+            ),
         ),
         environment=rp.Environment(
             browser_name=env.get("browser_name"),
@@ -141,21 +167,14 @@ def build_report(res: RunResult) -> rp.Report:
             dataset_sha256=relay_info.get("sha256"),
             seed=sc.seed,
             dataset_spec_sha256=relay_info.get("spec_sha256"),
+            dataset_relay_url=relay_info.get("hints_url"),
         ),
         timing=timing,
         heap=rp.heap_figures(first, last, an.trend(res.samples, an.HEAP_INUSE)),
         assertions=tuple(res.results.values()),
         alloc_sites=rp.alloc_sites(before or (), after) if after is not None else None,
         dom_handles=an.dom_handles(res.samples),
-        relay=rp.RelayFigures(
-            subscriptions_opened=totals.get("subs_opened"),
-            subscriptions_closed=totals.get("subs_closed"),
-            subscriptions_open_at_end=totals.get("subscriptions_active"),
-            events_pushed=totals.get("events_sent"),
-            bytes_pushed=totals.get("bytes_sent"),
-            connections=totals.get("connections_opened"),
-            faults=faults,
-        ) if res.relay_stats is not None else None,
+        relay=_relay_figures(res, faults),
         probe_cost=res.probe_cost,
         idle=last_idle,
         unavailable=tuple(res.unavailable),

@@ -15,6 +15,7 @@ from relaysim import analysis as an
 from relaysim.analysis import AssertionResult, Sample, SamplingCost, ThreadClose, Unavailable, Verdict
 from relaysim.analysis._browsing import PageVisit, SubscriptionView
 from relaysim.browser.idle import IdleOutcome
+from relaysim.browser.offline import HostTried
 from relaysim.browser.probes import BrowserFigures
 from relaysim.errors import ExitCode, exit_code_for
 from relaysim.scenario.model import Scenario
@@ -74,6 +75,8 @@ class RunResult:
     relay_stats: dict[str, Any] | None = None
     relay_run: dict[str, Any] | None = None
     relay_unreached: str | None = None
+    relay_scope: str | None = None
+    hosts_tried: tuple[HostTried, ...] | None = None
     alloc_log: list[dict[str, Any]] = field(default_factory=list)
     thread_closes: list[ThreadClose] = field(default_factory=list)
     page_visits: list[PageVisit] = field(default_factory=list)

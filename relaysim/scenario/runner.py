@@ -205,6 +205,8 @@ class ScenarioRunner:
         if self.watch is not None:
             res.relay_run = self.watch.report_figures()
             res.relay_unreached = self.watch.unreached()
+            res.relay_scope = self.watch.scope.describe() if self.watch.scope is not None else None
+        res.hosts_tried = self.session.hosts_tried()
         res.cycles = self._cycles()[0]
         res.isolates = list(self.sampler.isolate_readings)
         res.browser_cycles = self._browser_cycles()[0]
