@@ -45,6 +45,7 @@ from relaysim.grid._summary import (
     write_grid_html,
     write_grid_summary,
 )
+from relaysim.relay.config import check_public_url
 from relaysim.report import read_soak_dir
 from relaysim.scenario import Scenario
 from relaysim.scenario._app import relay_config, resolve_app
@@ -134,7 +135,7 @@ def _relay(options: GridSoakOptions, stack: contextlib.ExitStack) -> tuple[Any, 
 
         relay = RelayHttp(options.relay_url)
         public = options.place.public_url
-        return relay, (public.rstrip("/") + "/") if public else relay.http_url + "/"
+        return relay, check_public_url(public) if public else relay.http_url + "/"
     targets = [resolve_app(a) for a in options.apps]
     dirs = {t.static_dir for t in targets}
     if len(dirs) > 1:
