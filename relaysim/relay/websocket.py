@@ -366,6 +366,7 @@ class WebSocketConnection:
         """Fail the websocket (close frame with ``code`` and ``reason``), drop it after a grace."""
         if self.proto.state is State.OPEN:
             self.proto.fail(code, reason)
+            self.outbox.wake()  # the writer sends the close frame
         self.close(code, reason)
 
     async def _wait_backlog(self) -> None:
