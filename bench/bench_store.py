@@ -7,6 +7,12 @@ The events are real BIP-340 signed events (pinned aux, so the set is the same on
 200 authors, shaped like a Twitter-like timeline: notes with p/e tags, reactions heavy on a few
 notes, reposts, one kind 0 and kind 3 per author, created_at in same-second clusters. Signing is
 timed separately; "load" is ``EventStore.load`` alone (indexing plus encoding the wire JSON once).
+
+Query figures are for ``EventStore.query_json``, what a REQ costs the relay: the stored wire JSON
+of each result, all cut out (``[:]``) as sending them does; one line gives ``EventStore.query``
+too (results decoded back into ``Event`` objects, the Python API). The memory line is what the
+store holds beyond the events' JSON, per event, as tracemalloc sees it;
+``bench/bench_store_memory.py`` measures the relay process's RSS.
 """
 
 from __future__ import annotations
@@ -113,10 +119,14 @@ def bench_dataset(name: str, seconds: float) -> None:
         f"in {wall:.3f} s wall, {cpu:.3f} s cpu (wire JSON encoded during the load)"
     )
     viewer = max(store.query([Filter(kinds=[3])]), key=lambda e: len(e.tags)).pubkey
-    rate(f'{name} {{"kinds":[1],"limit":500}}', lambda: store.query([Filter(kinds=[1], limit=500)]), seconds)
+    rate(
+        f'{name} {{"kinds":[1],"limit":500}}',
+        lambda: store.query_json([Filter(kinds=[1], limit=500)])[:],
+        seconds,
+    )
     rate(
         f'{name} {{"#p":[viewer],"kinds":[1,6,7,9735],"limit":100}}',
-        lambda: store.query([Filter(tags={"p": [viewer]}, kinds=[1, 6, 7, 9735], limit=100)]),
+        lambda: store.query_json([Filter(tags={"p": [viewer]}, kinds=[1, 6, 7, 9735], limit=100)])[:],
         seconds,
     )
 
@@ -157,30 +167,35 @@ def main() -> None:
     )
     follows = pubkeys[1:101]
     now = END
-    print("queries (now fixed at the window end):")
+
+    def sent(filters: list[Filter]) -> list[bytes]:
+        """The wire JSON a REQ with ``filters`` sends, every item cut out of its record."""
+        return store.query_json(filters, now=now)[:]
+
+    print("queries, wire JSON as a REQ sends it (now fixed at the window end):")
     rate(
         '{"kinds":[1],"limit":500}',
-        lambda: store.query([Filter(kinds=[1], limit=500)], now=now),
+        lambda: sent([Filter(kinds=[1], limit=500)]),
         args.seconds,
     )
     rate(
         '{"authors":[A],"#p":[viewer]}',
-        lambda: store.query([Filter(authors=[mentioner], tags={"p": [viewer]})], now=now),
+        lambda: sent([Filter(authors=[mentioner], tags={"p": [viewer]})]),
         args.seconds,
     )
     rate(
         '{"authors":[busiest],"#p":[viewer],"limit":500}',
-        lambda: store.query([Filter(authors=[busy], tags={"p": [viewer]}, limit=500)], now=now),
+        lambda: sent([Filter(authors=[busy], tags={"p": [viewer]}, limit=500)]),
         args.seconds,
     )
     rate(
         '{"authors":[100 follows],"kinds":[1,6],"limit":500}',
-        lambda: store.query([Filter(authors=follows, kinds=[1, 6], limit=500)], now=now),
+        lambda: sent([Filter(authors=follows, kinds=[1, 6], limit=500)]),
         args.seconds,
     )
     rate(
         '{"#p":[viewer],"kinds":[1,6,7,9735],"limit":100}',
-        lambda: store.query([Filter(tags={"p": [viewer]}, kinds=[1, 6, 7, 9735], limit=100)], now=now),
+        lambda: sent([Filter(tags={"p": [viewer]}, kinds=[1, 6, 7, 9735], limit=100)]),
         args.seconds,
     )
     rate(
@@ -188,7 +203,16 @@ def main() -> None:
         lambda: store.count([Filter(kinds=[7], tags={"e": [popular.id]})], now=now),
         args.seconds,
     )
-    rate('{"limit":500} (full time index)', lambda: store.query([Filter(limit=500)], now=now), args.seconds)
+    rate(
+        '{"limit":500} (full time index)',
+        lambda: sent([Filter(limit=500)]),
+        args.seconds,
+    )
+    rate(
+        '{"kinds":[1],"limit":500} as Event objects (query)',
+        lambda: store.query([Filter(kinds=[1], limit=500)], now=now),
+        args.seconds,
+    )
 
     if args.dataset:
         bench_dataset(args.dataset, args.seconds)
@@ -199,9 +223,12 @@ def main() -> None:
     measured.load(events)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
+    json_bytes = sum(len(json) for json in measured.query_json([Filter()]))
+    beyond = after - before - json_bytes
     print(
-        f"memory: store structures {(after - before) / 1e6:.1f} MB for {len(measured)} events "
-        f"({(after - before) / len(measured):,.0f} B/event beyond the Event objects and their wire JSON)"
+        f"memory: the store holds {(after - before) / 1e6:.1f} MB for {len(measured)} events, "
+        f"{json_bytes / 1e6:.1f} MB of it their wire JSON: {beyond / len(measured):,.0f} B/event "
+        "beyond the JSON (records, indexes; no Event objects are kept)"
     )
 
 

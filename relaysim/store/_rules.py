@@ -8,6 +8,7 @@ indexed tags, address and expiration in one pass over its tags; it must agree wi
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relaysim.nostr.event import Event, EventId, KindClass, kind_class
@@ -22,6 +23,7 @@ __all__ = [
     "Facts",
     "LoadResult",
     "deletion_targets",
+    "facts_from",
     "facts_of",
 ]
 
@@ -84,11 +86,16 @@ class Facts:
 
 def facts_of(event: Event) -> Facts:
     """Indexed (name, value) tag pairs, NIP-01 address and NIP-40 expiration of ``event``."""
+    return facts_from(event.pubkey, event.kind, event.tags)
+
+
+def facts_from(pubkey: str, kind: int, tags: Sequence[Sequence[str]]) -> Facts:
+    """:func:`facts_of` from the fields alone (the store reads them from a record's JSON)."""
     pairs: set[tuple[str, str]] = set()
     d_value: str | None = None
     expiration: int | None = None
     seen_expiration = False
-    for tag in event.tags:
+    for tag in tags:
         if len(tag) < 2:
             continue
         name = tag[0]
@@ -102,14 +109,14 @@ def facts_of(event: Event) -> Facts:
             value = tag[1]
             if value.isascii() and value.isdigit():
                 expiration = int(value)
-    cls = kind_class(event.kind)
+    cls = kind_class(kind)
     if cls is KindClass.ADDRESSABLE:
-        address: str | None = f"{event.kind}:{event.pubkey}:{d_value or ''}"
+        address: str | None = f"{kind}:{pubkey}:{d_value or ''}"
     elif cls is KindClass.REPLACEABLE:
-        address = f"{event.kind}:{event.pubkey}:"
+        address = f"{kind}:{pubkey}:"
     else:
         address = None
-    return Facts(event.pubkey, event.kind, frozenset(pairs), address, expiration)
+    return Facts(pubkey, kind, frozenset(pairs), address, expiration)
 
 
 def deletion_targets(deletion: Event) -> tuple[list[EventId], list[str]]:
