@@ -171,6 +171,35 @@ def test_summary_has_one_row_per_session_names_the_weakest_and_follows_the_exit_
     assert allowed.exit_code == ExitCode.PASSED
 
 
+def test_a_batch_junit_file_has_one_suite_per_session_and_validates(tmp_path):
+    """``--junit-xml`` of a batch: each session a suite named by its label and app, its failures with
+    their detail, a session that never ran an error case (not an empty suite)."""
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    from relaysim.grid import grid_junit_suites
+    from relaysim.report import junit_xml
+
+    fixed = _Report(result("idle_rate", 10, 1024, "PASS"))
+    leak = _Report(AssertionResult("idle_rate", 1024, 4000, "B/s", Verdict.FAIL, "idle site grew"))
+    summary = build_grid_summary("soak", [
+        session_row("session-1", "builtin", fixed), session_row("session-2", "builtin?leaks=idle", leak),
+        session_row("session-3", "builtin", None, error="no Grid slot"),
+    ])
+    xml = junit_xml(grid_junit_suites(summary))
+    (tmp_path / "j.xml").write_bytes(xml)
+    xmlschema.XMLSchema(Path(__file__).parent / "junit-10.xsd").validate(str(tmp_path / "j.xml"))
+    root = ET.fromstring(xml)
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == [
+        "relaysim soak session-1: builtin", "relaysim soak session-2: builtin?leaks=idle",
+        "relaysim soak session-3: builtin"]
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    assert suites[1].find("testcase/failure").text == "idle site grew"
+    assert suites[2].find("testcase/error").get("message") == "no Grid slot"
+
+
 def test_usage_errors_are_one_line(tmp_path, capsys):
     cases = [
         ["soak", "--browsers", "0", "--out", str(tmp_path / "a")],
@@ -181,6 +210,8 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
         ["soak", "--browsers", "2", "--public-url", "http://x/app", "--out", str(tmp_path / "d")],
         ["run", "idle", "--browsers", "2", "--timeline", str(tmp_path / "t.jsonl")],
         ["run", "idle", "--browsers", "0"],
+        ["run", "idle", "--browsers", "2", "--baseline", str(tmp_path / "base.json")],
+        ["run", "idle", "--browsers", "2", "--format", "markdown"],
     ]
     for argv in cases:
         assert main(argv) == 2, argv

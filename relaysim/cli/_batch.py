@@ -49,6 +49,11 @@ def batch_command(args: argparse.Namespace, default_scenario: str,
         if value:
             raise UsageError(f"{flag} does not apply to a batch (--browsers): each session's report goes "
                              "beside --report")
+    if args.baseline is not None or args.format != "text":
+        # each session is its own run with its own report: compare those with `relaysim compare`
+        flag = "--baseline" if args.baseline is not None else f"--format {args.format}"
+        raise UsageError(f"{flag} does not apply to a batch (--browsers): compare a session's report "
+                         "(STEM.session-K.json beside --report) with relaysim compare")
     scenarios = [load_scenario(s) for s in [args.scenario or default_scenario, *args.more_scenarios]]
     spec = browser_spec(args, scenarios[0].browser)
     apps: list[str | None] = [args.app, *args.variant] if args.variant else [args.app]
@@ -60,6 +65,12 @@ def batch_command(args: argparse.Namespace, default_scenario: str,
     )
     summary = run_grid_batch(options)
     print(render_grid_table(summary), end="")
+    if args.junit_xml:
+        from relaysim.grid import grid_junit_suites
+        from relaysim.report import write_junit
+
+        write_junit(args.junit_xml, grid_junit_suites(summary))  # one suite per session
+        print(f"junit: {args.junit_xml}")
     if args.report:
         print(f"summary: {args.report} (each session's report beside it: {args.report.stem}.session-K.json)")
     return int(summary.exit_code)

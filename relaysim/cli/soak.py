@@ -187,6 +187,12 @@ def grid_soak_command(args: argparse.Namespace) -> int:
     print(render_grid_table(result.summary), end="")
     print(f"stopped: {result.stop_reason}")
     print(f"summary: {result.out / 'summary.json'}\nreport: {result.out / 'report.html'}")
+    if args.junit_xml:
+        from relaysim.grid import grid_junit_suites
+        from relaysim.report import write_junit
+
+        write_junit(args.junit_xml, grid_junit_suites(result.summary))  # one suite per session
+        print(f"junit: {args.junit_xml}")
     return int(result.exit_code)
 
 

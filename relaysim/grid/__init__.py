@@ -11,7 +11,14 @@ from relaysim.grid._place import RelayPlace, browser_args, page_base
 from relaysim.grid._relay import SessionRelay, label_browser
 from relaysim.grid._run import GridRunOptions, Job, jobs_for, run_grid_batch
 from relaysim.grid._soak import GridSoakOptions, GridSoakResult, run_grid_soak, spread
-from relaysim.grid._summary import GridSummary, SessionRow, build_grid_summary, render_grid_table, session_row
+from relaysim.grid._summary import (
+    GridSummary,
+    SessionRow,
+    build_grid_summary,
+    grid_junit_suites,
+    render_grid_table,
+    session_row,
+)
 
 __all__ = [
     "GridRunOptions",
@@ -24,6 +31,7 @@ __all__ = [
     "SessionRow",
     "browser_args",
     "build_grid_summary",
+    "grid_junit_suites",
     "jobs_for",
     "label_browser",
     "page_base",

@@ -35,8 +35,8 @@ from relaysim.report import Report
 from relaysim.report._io import write_bytes_atomic
 from relaysim.report._table import format_value
 
-__all__ = ["GRID_SCHEMA", "GridSummary", "SessionRow", "build_grid_summary", "render_grid_table",
-           "session_row", "write_grid_html", "write_grid_summary"]
+__all__ = ["GRID_SCHEMA", "GridSummary", "SessionRow", "build_grid_summary", "grid_junit_suites",
+           "render_grid_table", "session_row", "write_grid_html", "write_grid_summary"]
 
 GRID_SCHEMA = "relaysim.grid/1"
 
@@ -165,6 +165,24 @@ def build_grid_summary(
     weakest = max(rows, key=_rank) if rows else None
     return GridSummary(kind, tuple(rows), weakest.label if weakest else None,
                        _why(weakest) if weakest else "no session", code, **extra)
+
+
+def grid_junit_suites(summary: GridSummary) -> list[Any]:
+    """JUnit ``<testsuite>`` elements, one per session (``--junit-xml`` of a batch), named by the
+    session's label, app and scenario so a CI page shows which session failed what."""
+    from relaysim.report import session_suite
+
+    suites = []
+    for row in summary.rows:
+        what = f"{row.scenario}: " if row.scenario else ""
+        suites.append(session_suite(
+            f"relaysim {summary.kind} {row.label}: {what}{row.app}", f"relaysim.{row.label}", row.assertions,
+            seconds=row.seconds or 0.0, error=row.error if row.verdict == "ERROR" else None,
+            properties={"session": row.label, "app": row.app, "scenario": row.scenario,
+                        "verdict": row.verdict, "report": row.report,
+                        "weakest": "yes" if row.label == summary.weakest else None},
+        ))
+    return suites
 
 
 def render_grid_table(summary: GridSummary, width: int = 120) -> str:

@@ -35,7 +35,8 @@ Table: ``render_table(report, width=100) -> str`` (assertion | threshold | measu
   details of non-passing assertions, unavailable figures and "verdict: X").
 Comparisons (``relaysim compare``; the logic is ``relaysim.analysis.compare``): ``subject_of(report)``,
   ``identity_of(report)``; ``render_comparison(comparison) -> str``, ``comparison_markdown(comparison)``,
-  ``report_markdown(report)``; JUnit XML: ``report_suite(report)``, ``comparison_suite(comparison)``
+  ``report_markdown(report)``; JUnit XML: ``report_suite(report)``, ``comparison_suite(comparison)``,
+  ``session_suite(...)`` (one session of a batch)
   (``xml.etree`` elements), ``junit_xml(suites) -> bytes``, ``write_junit(path, suites)``.
   ``Report.baseline: Baseline(path, identity, verdict, regressed)|None`` (``run --baseline``);
   ``Environment.dataset_spec_sha256``.
@@ -50,7 +51,7 @@ from relaysim.report._io import (
     write_bytes_atomic,
     write_report,
 )
-from relaysim.report._junit import comparison_suite, junit_xml, report_suite, write_junit
+from relaysim.report._junit import comparison_suite, junit_xml, report_suite, session_suite, write_junit
 from relaysim.report._markdown import comparison_markdown, report_markdown
 from relaysim.report._model import (
     SCHEMA_VERSION,
@@ -135,5 +136,6 @@ __all__ += [  # comparisons and the formats CI systems read
     "render_comparison",
     "report_markdown",
     "report_suite",
+    "session_suite",
     "write_junit",
 ]

@@ -15,12 +15,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-from relaysim.analysis import Change, Comparison, FigureChange, Verdict
+from relaysim.analysis import AssertionResult, Change, Comparison, FigureChange, Verdict
 from relaysim.report._io import write_bytes_atomic
 from relaysim.report._model import Report
 from relaysim.report._table import format_change, format_value
 
-__all__ = ["comparison_suite", "junit_xml", "report_suite", "write_junit"]
+__all__ = ["assertion_cases", "comparison_suite", "junit_xml", "report_suite", "session_suite", "write_junit"]
 
 
 def _time(seconds: float) -> str:
@@ -47,12 +47,11 @@ def _suite(name: str, cases: list[ET.Element], time_s: float, timestamp: str | N
     return suite
 
 
-def report_suite(report: Report, name: str | None = None) -> ET.Element:
-    """A run report (or soak summary) as a ``<testsuite>``: one test case per assertion."""
-    scenario = report.scenario.name
+def assertion_cases(results: Iterable[AssertionResult], classname: str) -> list[ET.Element]:
+    """One ``<testcase>`` per assertion: FAIL a failure with its detail, UNAVAILABLE skipped."""
     cases = []
-    for r in report.assertions:
-        case = ET.Element("testcase", {"classname": f"relaysim.{scenario}", "name": r.name, "time": "0.000"})
+    for r in results:
+        case = ET.Element("testcase", {"classname": classname, "name": r.name, "time": "0.000"})
         measured = f"measured {format_value(r.measured, r.unit)}, threshold {r.comparison} " \
                    f"{format_value(r.threshold, r.unit)}"
         if r.verdict is Verdict.FAIL:
@@ -64,6 +63,13 @@ def report_suite(report: Report, name: str | None = None) -> ET.Element:
         else:
             ET.SubElement(case, "system-out").text = f"{measured}; {r.detail}" if r.detail else measured
         cases.append(case)
+    return cases
+
+
+def report_suite(report: Report, name: str | None = None) -> ET.Element:
+    """A run report (or soak summary) as a ``<testsuite>``: one test case per assertion."""
+    scenario = report.scenario.name
+    cases = assertion_cases(report.assertions, f"relaysim.{scenario}")
     env = report.environment
     properties = {
         "app": report.app.url, "app_mode": report.app.mode, "verdict": str(report.verdict),
@@ -74,6 +80,20 @@ def report_suite(report: Report, name: str | None = None) -> ET.Element:
     kind = "soak" if report.soak is not None else "run"
     return _suite(name or f"relaysim {kind}: {scenario}", cases, report.timing.duration_s,
                   report.timing.started_at, properties)
+
+
+def session_suite(name: str, classname: str, results: Iterable[AssertionResult], *, seconds: float = 0.0,
+                  error: str | None = None, properties: dict[str, str | None] | None = None) -> ET.Element:
+    """One session of a batch (``--browsers N``): its assertions, or one ``<error>`` case when the
+    session produced no verdicts (it never ran), so a CI system shows it instead of an empty suite."""
+    cases = assertion_cases(results, classname)
+    if error is not None and not cases:
+        case = ET.Element("testcase", {"classname": classname, "name": "session", "time": "0.000"})
+        ET.SubElement(case, "error", {"type": "ERROR", "message": error}).text = error
+        cases.append(case)
+    suite = _suite(name, cases, seconds, None, properties or {})
+    suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
+    return suite
 
 
 def _case_for(row: FigureChange, scenario: str) -> ET.Element:
