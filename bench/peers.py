@@ -17,6 +17,7 @@ browser run does not share the CPU, and read the ratios rather than the absolute
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -65,42 +66,90 @@ def machine_load() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "load_1m": load1, "load_5m": load5, "load_15m": load15}
 
 
-def measure(running: Running, work: Any, expected: dict[str, Any], quick: bool) -> dict[str, Any]:
-    port = running.port
-    out: dict[str, Any] = {"notes": running.notes, "ready_s": running.ready_s}
+def _row(out: dict[str, Any], name: str, fn: Any) -> Any:
+    """Run one row; a row that fails (the relay dropped the connections, timed out) is recorded."""
+    try:
+        return fn()
+    except Exception as exc:  # a peer failing one row must not end the bench
+        out.setdefault("row_errors", {})[name] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+class Stalled(Exception):
+    """The relay stopped answering during a row: the rows after it would only time out."""
+
+
+def _row(out: dict[str, Any], name: str, fn: Any, port: int) -> Any:
+    """Run one row; a row that fails (the relay dropped the connections, timed out) is recorded."""
+    try:
+        return fn()
+    except Exception as exc:  # a peer failing one row must not end the bench
+        out.setdefault("row_errors", {})[name] = f"{type(exc).__name__}: {exc}"
+        if not rows.alive(port):
+            out["stalled_after"] = name
+            raise Stalled(name) from exc
+        return None
+
+
+def measure(
+    running: Running, work: Any, expected: dict[str, Any], quick: bool, *, publish: bool = True
+) -> dict[str, Any]:
+    """Every row against one running target; a target that stops answering ends its rows early."""
+    out: dict[str, Any] = {"notes": list(running.notes), "ready_s": running.ready_s}
     out["rss_loaded_mb"] = running.rss() / 2**20
-    pub = rows.publish(port, work.publish, conns=4, procs=2, deadline=60 if quick else 120)
-    out["publish_per_s"] = pub["per_s"]
-    out["publish"] = {k: v for k, v in pub.items() if k != "payloads"}
-    out["publish_check"] = check.check_publish(pub["payloads"], len(work.publish))
-    found = rows.queryable(port, [ev.id for ev in work.publish[-20:]])
-    out["queryable_ms"] = None if found is None else 1000 * found
-    lat = rows.req_latency(port, work.mix, rounds=300 if quick else 1500, deadline=30 if quick else 60)
-    out["req_p50_ms"], out["req_p99_ms"] = lat["p50_ms"], lat["p99_ms"]
-    out["req_check"] = check.check_queries(lat["answers"], expected["mix"], work.mix)
-    conc = rows.concurrent_queries(port, work.mix, conns=8, procs=2, seconds=3 if quick else 8)
-    out["queries_per_s"], out["streamed_per_s"] = conc["queries_per_s"], conc["events_per_s"]
-    big = rows.big_req(port, work.big, rounds=3 if quick else 7, deadline=30)
-    out["big_req_per_s"] = big["per_s"]
-    out["big_req_check"] = check.check_queries([big["answer"]], [expected["big"]], [work.big])
-    n_lat = 5 if quick else 11
-    fan = rows.fanout(
-        port,
-        work.fanout[:n_lat],
-        work.fanout[n_lat:],
-        conns=1000,
-        procs=2,
-        tag=FANOUT_TAG,
-        rss=running.rss,
-        deadline=60,
-    )
-    out["fanout_last_ms"] = fan["last_delivery_ms"]
-    out["fanout_per_s"] = fan["sustained_deliveries_per_s"]
-    out["rss_per_conn_kb"] = fan["rss_per_idle_connection_kb"]
-    out["fanout"] = {k: v for k, v in fan.items() if k not in ("deliveries", "sample")}
-    out["fanout_check"] = check.check_fanout(fan["deliveries"], fan["sample"], [ev.id for ev in work.fanout])
+    with contextlib.suppress(Stalled):
+        _measure(running, work, expected, quick, out, publish)
     out["rss_end_mb"] = running.rss() / 2**20
     return out
+
+
+def _measure(
+    running: Running, work: Any, expected: dict[str, Any], quick: bool, out: dict[str, Any], publish: bool
+) -> None:
+    port = running.port
+
+    def row(name: str, fn: Any) -> Any:
+        return _row(out, name, fn, port)
+
+    if publish:
+        pub = row("publish", lambda: rows.publish(port, work.publish, deadline=60 if quick else 120))
+        if pub is not None:
+            out["publish_per_s"] = pub["per_s"] if pub["complete"] else None
+            out["publish"] = {k: v for k, v in pub.items() if k != "payloads"}
+            out["publish_check"] = check.check_publish(pub["payloads"], len(work.publish))
+            if not pub["complete"] and not rows.alive(port):
+                out["stalled_after"] = "publish"
+                raise Stalled("publish")
+        found = row("queryable", lambda: rows.queryable(port, [ev.id for ev in work.publish[-20:]]))
+        out["queryable_ms"] = None if found is None else 1000 * found
+    lat = row(
+        "req_latency",
+        lambda: rows.req_latency(port, work.mix, rounds=300 if quick else 1500, deadline=30 if quick else 60),
+    )
+    if lat is not None:
+        out["req_p50_ms"], out["req_p99_ms"] = lat["p50_ms"], lat["p99_ms"]
+        out["req_check"] = check.check_queries(lat["answers"], expected["mix"], work.mix)
+    conc = row("concurrent", lambda: rows.concurrent_queries(port, work.mix, seconds=3 if quick else 8))
+    if conc is not None:
+        out["queries_per_s"], out["streamed_per_s"] = conc["queries_per_s"], conc["events_per_s"]
+    big = row("big_req", lambda: rows.big_req(port, work.big, rounds=3 if quick else 7, deadline=30))
+    if big is not None:
+        out["big_req_per_s"] = big["per_s"]
+        out["big_req_check"] = check.check_queries([big["answer"]], [expected["big"]], [work.big])
+    n_lat = 5 if quick else 11
+    fan = row(
+        "fanout",
+        lambda: rows.fanout(
+            port, work.fanout[:n_lat], work.fanout[n_lat:], tag=FANOUT_TAG, rss=running.rss, deadline=60
+        ),
+    )
+    if fan is not None:
+        out["fanout_last_ms"] = fan["last_delivery_ms"]
+        out["fanout_per_s"] = fan["sustained_deliveries_per_s"]
+        out["rss_per_conn_kb"] = fan["rss_per_idle_connection_kb"]
+        out["fanout"] = {k: v for k, v in fan.items() if k not in ("deliveries", "sample")}
+        fan_ids = [ev.id for ev in work.fanout]
+        out["fanout_check"] = check.check_fanout(fan["deliveries"], fan["sample"], fan_ids)
 
 
 def ratio(row: tuple[str, str, bool], results: dict[str, dict[str, Any]]) -> str:
@@ -136,10 +185,13 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         if n == "null":
             checks.append("n/a (canned)")
             continue
-        req, big, fan = r["req_check"], r["big_req_check"], r["fanout_check"]
-        checks.append(
-            f"{req['exact']}/{req['queries']}, {big['exact']}/1, {'ok' if fan['all_complete'] else 'short'}"
-        )
+        req, big, fan = r.get("req_check"), r.get("big_req_check"), r.get("fanout_check")
+        parts = [
+            f"{req['exact']}/{req['queries']}" if req else "-",
+            f"{big['exact']}/1" if big else "-",
+            ("ok" if fan["all_complete"] else f"{fan['short']} short") if fan else "-",
+        ]
+        checks.append(", ".join(parts))
     table.append([*checks, ""])
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
     for i, line in enumerate(table):
@@ -176,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     now = time.time()
     expected_all = reference_answers(work.seed + work.publish, [*work.mix, work.big], now)
     expected = {"mix": expected_all[:-1], "big": expected_all[-1]}
+    seed_only = reference_answers(work.seed, [*work.mix, work.big], now)
+    expected_seed = {"mix": seed_only[:-1], "big": seed_only[-1]}
     canned = args.scratch / "canned-event.json"
     canned.write_bytes(next(ev.json for ev in work.seed if ev.kind == 1))
     results: dict[str, dict[str, Any]] = {}
@@ -197,7 +251,21 @@ def main(argv: list[str] | None = None) -> int:
                 name, port, work.seed_path, args.scratch, load_over_ws=load_over_ws, canned=canned
             )
             results[name] = measure(running, work, expected, args.quick)
-        except (PeerError, OSError, TimeoutError) as exc:
+            if results[name].get("stalled_after") == "publish":
+                # Measure the read rows on a fresh start (seed1 only) rather than not at all.
+                running.stop()
+                print(f"bench/peers: {name} stopped answering while publishing; restarted", file=sys.stderr)
+                running = start(
+                    name, free_port(), work.seed_path, args.scratch, load_over_ws=load_over_ws, canned=canned
+                )
+                again = measure(running, work, expected_seed, args.quick, publish=False)
+                again["notes"].append(
+                    "stopped answering under the publish row; read rows after a restart, seed1 only"
+                )
+                kept = {k: v for k, v in results[name].items() if k.startswith("publish")}
+                results[name] = {**again, **kept, "stalled_after": "publish"}
+            args.out.write_text(json.dumps({"partial": True, "results": results}, indent=1, default=str))
+        except Exception as exc:  # one peer failing must not end the bench
             results[name] = {"error": str(exc)}
             print(f"bench/peers: {name}: {exc}", file=sys.stderr)
         finally:

@@ -234,6 +234,8 @@ def _start_nostr_relay_py(python: Path, port: int, seed_path: Path, scratch: Pat
         f"  bind: 127.0.0.1:{port}\n"
         "  workers: 1\n"
         "  loglevel: warning\n"
+        # gunicorn's default 30 s heartbeat kills a worker whose loop is busy with a large REQ.
+        "  timeout: 600\n"
         "  reload: false\n"
         # seed1's window ends 2026-01-01; the default refuses events older than a year.
         "oldest_event: 315360000\n"

@@ -22,6 +22,7 @@ from peerbench.wsraw import FrameScanner, client_frame, connect, quickack
 from relaysim.nostr.event import Event
 
 __all__ = [
+    "alive",
     "big_req",
     "concurrent_queries",
     "fanout",
@@ -82,6 +83,22 @@ def query_once(port: int, flt: dict[str, Any], *, timeout: float = 30.0) -> list
         conn.sock.sendall(_req("once", flt))
         conn.until(eoses=1)
         return conn.scan.payloads
+    finally:
+        conn.close()
+
+
+def alive(port: int, *, timeout: float = 5.0) -> bool:
+    """Whether the relay still answers a small REQ within ``timeout`` seconds."""
+    try:
+        conn = Blocking(port, keep=False, timeout=timeout)
+    except OSError:
+        return False
+    try:
+        conn.sock.sendall(_req("alive", {"kinds": [0], "limit": 1}))
+        conn.until(eoses=1)
+        return True
+    except OSError:
+        return False
     finally:
         conn.close()
 
@@ -168,6 +185,9 @@ def _publish_loop(
                     sent = sock.send(state["out"][: 1 << 18])
                 except BlockingIOError:
                     sent = 0
+                except OSError:
+                    pending = -1  # the relay dropped us: report what was acknowledged
+                    break
                 state["out"] = state["out"][sent:]
                 if not state["out"]:
                     sel.modify(sock, selectors.EVENT_READ, state)
@@ -176,6 +196,8 @@ def _publish_loop(
                     data = sock.recv(1 << 20)
                 except BlockingIOError:
                     continue
+                except OSError:
+                    data = b""
                 if not data:
                     pending = -1
                     break
@@ -354,8 +376,9 @@ def _fanout_proc(
     sel = selectors.DefaultSelector()
     states = []
     try:
+        connect_by = time.perf_counter() + deadline
         for _ in range(conns):
-            sock, rest = connect(port, timeout=30)
+            sock, rest = connect(port, timeout=max(0.5, min(10.0, connect_by - time.perf_counter())))
             scan = FrameScanner(keep=True)
             if rest:
                 scan.feed(rest)
