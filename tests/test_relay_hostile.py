@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,9 +23,9 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from relay_client import SK2, WsClient, connect, http_request, signed_note
+from relay_process import serve_process, write_dataset
 from websockets.exceptions import InvalidState
 
-import relaysim
 from relaysim.nostr.messages import encode_client_event, encode_close, encode_count_request, encode_req
 from relaysim.relay import ConnectionSettings, Relay, RelayConfig, open_relay
 
@@ -315,32 +311,9 @@ frames = st.lists(
 @pytest.fixture(scope="module")
 def relay_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``relaysim serve`` on the stored notes, for the whole module's Hypothesis examples."""
-    dataset = tmp_path_factory.mktemp("hostile") / "notes.jsonl"
-    dataset.write_bytes(b"".join(event.json + b"\n" for event in STORED))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    source_root = str(Path(relaysim.__file__).parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relaysim", "serve", "--dataset", str(dataset), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url = None
-    for line in proc.stdout:
-        if line.startswith("relaysim: relay"):
-            url = line.split()[2]
-        if line.startswith("relaysim: ready"):
-            break
-    try:
-        assert url is not None, proc.stderr.read() if proc.stderr else ""
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        assert proc.returncode in (0, -15), proc.stderr.read() if proc.stderr else ""
+    dataset = write_dataset(tmp_path_factory.mktemp("hostile") / "notes.jsonl", STORED)
+    with serve_process(dataset) as relay:
+        yield relay.url
 
 
 VERBS_FROM_RELAY = ("EVENT", "EOSE", "OK", "NOTICE", "CLOSED", "COUNT")

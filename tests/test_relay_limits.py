@@ -15,9 +15,6 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ import orjson
 import pytest
 import trio
 from relay_client import SK1, WsClient, bulk_events, connect, http_request, signed_note
+from relay_process import serve_process, write_dataset
 
 import relaysim
 from relaysim.nostr.event import sign_event
@@ -294,32 +292,9 @@ def vm_kib(pid: int, field: str) -> int:
 @pytest.fixture
 def relay_process(tmp_path: Path):
     """``relaysim serve`` on 6,000 signed notes of ~800 bytes (seed1's size per event)."""
-    dataset = tmp_path / "notes.jsonl"
     notes = [signed_note(1_000_000 + i, f"note {i} " + "x" * 500) for i in range(6000)]
-    dataset.write_bytes(b"".join(event.json + b"\n" for event in notes))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    source_root = str(Path(relaysim.__file__).parents[1])  # this checkout, installed or not
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relaysim", "serve", "--dataset", str(dataset), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url = None
-    for line in proc.stdout:  # ends at EOF if the relay fails to start
-        if line.startswith("relaysim: relay"):
-            url = line.split()[2]
-        if line.startswith("relaysim: ready"):
-            break
-    try:
-        assert url is not None, proc.stderr.read() if proc.stderr else ""
-        yield proc.pid, url
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with serve_process(write_dataset(tmp_path / "notes.jsonl", notes)) as relay:
+        yield relay.pid, relay.url
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
