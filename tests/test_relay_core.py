@@ -453,3 +453,14 @@ class SubscriptionModel(RuleBasedStateMachine):
 
 SubscriptionModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 test_subscriptions_against_a_model = SubscriptionModel.TestCase
+
+
+def test_check_signatures_names_the_events_whose_signature_verifies_and_skips_garbage() -> None:
+    from relaysim.relay.core import check_signatures
+
+    good = [
+        sign_event(bytes([7]) * 32, created_at=1_700_000_000 + i, kind=1, content=str(i)) for i in range(3)
+    ]
+    bad = Event(good[0].id, good[0].pubkey, good[0].created_at, 1, (), "x", good[1].sig)
+    messages = [encode_client_event(e) for e in [*good, bad]] + [b'["EVENT",{}]', b"[1", b'["EVENT"]']
+    assert check_signatures(messages) == {(e.id, e.pubkey, e.sig) for e in good}
