@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 _CTX = multiprocessing.get_context("fork")
+# Read size: below glibc's mmap threshold (128 KiB), so a read does not map and unmap a fresh buffer.
+RECV = 65_536
 
 
 def _req(sub: str, flt: dict[str, Any]) -> bytes:
@@ -62,7 +64,7 @@ class Blocking:
         got_events = got_eoses = got_others = 0
         recv, feed, sock = self.sock.recv, self.scan.feed, self.sock
         while got_eoses < eoses or got_others < others:
-            data = recv(1 << 20)
+            data = recv(RECV)
             if not data:
                 raise ConnectionError("the relay closed the connection")
             quickack(sock)
@@ -193,7 +195,7 @@ def _publish_loop(
                     sel.modify(sock, selectors.EVENT_READ, state)
             if mask & selectors.EVENT_READ:
                 try:
-                    data = sock.recv(1 << 20)
+                    data = sock.recv(RECV)
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -327,7 +329,7 @@ def _concurrent_proc(
             state = key.data
             sock = state["sock"]
             try:
-                data = sock.recv(1 << 20)
+                data = sock.recv(RECV)
             except BlockingIOError:
                 continue
             if not data:
@@ -392,7 +394,7 @@ def _fanout_proc(
         for state in states:
             state["sock"].settimeout(30)
             while True:
-                data = state["sock"].recv(1 << 16)
+                data = state["sock"].recv(RECV)
                 if not data:
                     raise ConnectionError("the relay closed a fan-out connection")
                 _, o, _ = state["scan"].feed(data)
@@ -412,7 +414,7 @@ def _fanout_proc(
                 state = key.data
                 sock = state["sock"]
                 try:
-                    data = sock.recv(1 << 20)
+                    data = sock.recv(RECV)
                 except BlockingIOError:
                     continue
                 if not data:

@@ -132,6 +132,12 @@ class FaultLink:
 
     # -- sending -------------------------------------------------------------------------------
 
+    def passthrough(self) -> bool:
+        """No fault applies to a frame now (nothing dropped or delayed) and the delay line is empty:
+        a frame may go straight to the socket (the relay's direct live writes ask this)."""
+        spec = self.control.spec
+        return spec.drop <= 0 and not spec.delays and self._held == 0
+
     def admit(self, payloads: list[bytes]) -> list[bytes]:
         """The payloads to send (EVENT frames withheld by ``drop`` left out); draws their delays."""
         decisions = self.decisions

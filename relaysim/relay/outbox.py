@@ -53,6 +53,8 @@ class Outgoing:
     events: int = 0
     live: bool = False
     nbytes: int = field(default=0)
+    #: Already framed bytes (the rest of a frame a direct write began): written as they are, first.
+    raw: bool = False
 
     def __post_init__(self) -> None:
         if not self.nbytes:

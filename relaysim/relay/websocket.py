@@ -40,6 +40,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import struct
 from collections import deque
 from dataclasses import dataclass
 
@@ -97,6 +99,17 @@ class ConnectionSettings:
     request_timeout: float = 10.0
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame (RFC 6455 5.2), as websockets would build it
+    without extensions: built once per live event and shared by every connection it goes to."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 65_536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
 class Connections:
     """The open websocket connections by id, and the one path live events take to them.
 
@@ -135,12 +148,22 @@ class Connections:
         self.change = trio.Event()
 
     def deliver(self, deliveries: list[Delivery]) -> None:
-        """Queue each live event on its subscription's connection (gone connections are skipped)."""
+        """Queue each live event on its subscription's connection (gone connections are skipped).
+
+        Each distinct message is framed once (a fan-out to 1,000 subscriptions with one id frames one).
+        """
         by_id = self._by_id
+        frames: dict[int, bytes] = {}
+        per_target: dict[int, list[tuple[Delivery, bytes]]] = {}
         for delivery in deliveries:
-            target = by_id.get(delivery.sub.session.conn_id)
-            if target is not None:
-                target.deliver(delivery)
+            conn_id = delivery.sub.session.conn_id
+            if conn_id in by_id:
+                frame = frames.get(id(delivery.payload))
+                if frame is None:
+                    frame = frames[id(delivery.payload)] = text_frame(delivery.payload)
+                per_target.setdefault(conn_id, []).append((delivery, frame))
+        for conn_id, items in per_target.items():
+            by_id[conn_id].deliver_many(items)
 
 
 class WebSocketConnection:
@@ -177,6 +200,10 @@ class WebSocketConnection:
         self._backlog_changed = trio.Event()
         self._pump_wakeup = trio.Event()
         self._pump_started = False  # started on the first REQ that has to wait: idle costs nothing
+        self._writing = False  # the writer is in a socket write: nothing else may write now
+        self._live: list[Delivery] = []  # live events of the read being handled, delivered at its end
+        self._plain = False  # no extension negotiated: frames may be built here, not by websockets
+        self._fd = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -196,6 +223,8 @@ class WebSocketConnection:
         await self._flush()
         if not self._is_open():  # the handshake was refused
             return
+        self._plain = not proto.extensions
+        self._fd = self.stream.socket.fileno()
         self.session = self.core.open_session(self.peer)
         self._connections.add(self.session.conn_id, self)
         self.opened.set()
@@ -268,6 +297,55 @@ class WebSocketConnection:
         except OutboxFull:
             self.kill_slow()
 
+    def deliver_many(self, items: list[tuple[Delivery, bytes]]) -> None:
+        """Live events, each with its frame: written at once in one write if this connection is idle
+        (:meth:`_write_now`), else queued one by one. Events of closed subscriptions are dropped."""
+        items = [(d, f) for d, f in items if d.sub.active]
+        if not items:
+            return
+        data = items[0][1] if len(items) == 1 else b"".join(f for _, f in items)
+        if self._write_now(data, items):
+            return
+        for delivery, _ in items:
+            self.deliver(delivery)
+
+    def _write_now(self, frame: bytes, items: list[tuple[Delivery, bytes]]) -> bool:
+        """Write live events (``frame``: their frames, joined) from the publisher's call, if idle.
+
+        Why: a fan-out to 1,000 connections through their writer tasks costs 1,000 task switches
+        and as many frame builds; this is one ``write`` each. Idle means nothing queued, nothing
+        being written, nothing the protocol still has to send (a pong), and a plain connection (no
+        extension, no fault in force): then nothing can come between. What the socket does not
+        take goes to the outbox as raw bytes, first in line, so frames never interleave. A connection
+        with faults switched on (drop, delay) always takes the outbox path. False: use the outbox.
+        """
+        proto = self.proto
+        if (
+            not self._plain
+            or (self.faults is not None and not self.faults.passthrough())
+            or self._writing
+            or self.outbox.queued_bytes
+            or len(self.outbox)
+            or proto.writes  # websockets' pending output (a pong, a close frame)
+            or proto.state is not State.OPEN
+            or self.session is None
+        ):
+            return False
+        try:
+            sent = os.write(self._fd, frame)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return False  # broken: the reader finds out and ends the connection
+        if sent == 0:
+            return False
+        if sent < len(frame):
+            self.outbox.put_nowait(Outgoing([frame[sent:]], None, raw=True))
+        self.core.record_sent(self.session, events=0, live=True, nbytes=sent)
+        for delivery, _ in items:
+            self.core.record_sent(self.session, events=1, live=True, nbytes=0, sub=delivery.sub)
+        return True
+
     async def _flush(self) -> None:
         """Write what the protocol has to send (used before the writer task exists)."""
         chunks = self.proto.data_to_send()
@@ -289,27 +367,41 @@ class WebSocketConnection:
         assert session is not None
         while True:
             items = await self.outbox.take(self.settings.write_bytes)
+            out: list[bytes] = []
             for item in items:
                 sub = item.sub
+                if item.raw:
+                    out += proto.data_to_send()
+                    out += item.payloads  # the rest of a frame already begun: it must go
+                    continue
                 if sub is not None and not sub.active:
                     continue  # closed or replaced after this was queued: CLOSE wins
                 if proto.state is not State.OPEN:
                     break
                 payloads = item.payloads if faults is None else faults.admit(item.payloads)
-                for payload in payloads:
-                    proto.send_text(payload)
+                if self._plain:
+                    out += proto.data_to_send()  # a pong queued meanwhile goes first
+                    out += [text_frame(payload) for payload in payloads]
+                else:
+                    for payload in payloads:
+                        proto.send_text(payload)
                 if item.events:
                     events = item.events - (len(item.payloads) - len(payloads))  # less those withheld
                     core.record_sent(session, events=events, live=item.live, nbytes=0, sub=sub)
             chunks = proto.data_to_send()
-            if not chunks:
+            eof = bool(chunks) and chunks[-1] == b""
+            out += chunks
+            if not out:
                 self.outbox.sent()
                 continue
-            eof = chunks[-1] == b""
-            data = b"".join(chunks)
-            del chunks, items  # only the joined copy waits on the socket
+            data = b"".join(out)
+            del chunks, items, out  # only the joined copy waits on the socket
             if data:
-                await (self.stream.send_all(data) if faults is None else faults.send_all(data))
+                self._writing = True
+                try:
+                    await (self.stream.send_all(data) if faults is None else faults.send_all(data))
+                finally:
+                    self._writing = False
                 core.record_sent(session, events=0, live=False, nbytes=len(data))
             self.outbox.sent()
             if eof:
@@ -364,9 +456,18 @@ class WebSocketConnection:
             self._on_message(opcode, message, signed)
             if self.backlog_bytes >= self.settings.backlog_bytes:
                 # Queries wait for this client to read: take no new message until they move on.
+                self._deliver_live()
                 self.outbox.wake()
                 await self._wait_backlog()
+        self._deliver_live()
         self.outbox.wake()
+
+    def _deliver_live(self) -> None:
+        """Pass on the live events of this read's EVENTs: all of a read's events for one subscriber
+        leave in one write (a burst of 20 events to 1,000 subscribers: 1,000 writes, not 20,000)."""
+        if self._live:
+            live, self._live = self._live, []
+            self._connections.deliver(live)
 
     async def _check_signatures(self, messages: list[tuple[Opcode, bytes]]) -> Signed:
         """Verify the signatures of a read's EVENTs in a worker thread when there are enough of them.
@@ -416,7 +517,7 @@ class WebSocketConnection:
             self.send(reply.messages)
         if reply.query is not None:
             self._start_query(reply.query)
-        self._connections.deliver(reply.deliveries)
+        self._live += reply.deliveries  # delivered at the end of this read (_deliver_live)
         self._connections.changed()
 
     # -- REQ -----------------------------------------------------------------------------------
