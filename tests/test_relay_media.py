@@ -9,8 +9,7 @@ import trio
 from PIL import Image
 from relay_client import http_request
 
-from relaysim.dataset import load_spec
-from relaysim.dataset.registry import build
+from relaysim.dataset import build, load_spec
 from relaysim.relay import RelayConfig, open_relay
 from relaysim.relay.media import SIZES, media_image
 

@@ -207,9 +207,11 @@ SUBSCRIPTIONS_CLOSED_WHEN_IDLE = register(Assertion(
 def _measure_bounded(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
     settled, peak = ev.subscriptions_settled, ev.subscriptions_peak
     if settled is None or peak is None:
-        return NotMeasured("no relay attached to this run (the relay counts the subscriptions)")
+        return NotMeasured(
+            "the page never settled (no relay attached, or an EOSE to the client at least every second)"
+        )
     added = peak.n - settled.n
-    detail = f"most held at once {peak.n} (at {peak.at}), {settled.n} once the first page settled"
+    detail = f"most held at once by a settled page {peak.n} (at {peak.at}), {settled.n} by the first"
     if added > 0:
         before = {(h.conn, h.sub_id) for h in settled.held}
         new = [h for h in peak.held if (h.conn, h.sub_id) not in before]
@@ -219,7 +221,7 @@ def _measure_bounded(ev: Evidence, th: Thresholds) -> Measured | NotMeasured:
 
 SUBSCRIPTIONS_BOUNDED = register(Assertion(
     name="subscriptions_bounded",
-    summary="most subscriptions held at once, beyond those held once the first page settled",
+    summary="most subscriptions a settled page held at once, beyond those the first settled page held",
     unit="subscriptions",
     comparison="<=",
     thresholds=(

@@ -188,6 +188,7 @@ class RelayFigures:
     events_pushed: int | None = None
     bytes_pushed: int | None = None
     connections: int | None = None
+    connections_open_at_end: int | None = None
     faults: FaultFigures | None = None
 
 

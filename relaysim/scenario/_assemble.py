@@ -29,7 +29,13 @@ def _iso(t: float) -> str:
 
 def idle_notes(outcome: IdleOutcome) -> list[str]:
     """Plain sentences for the report's ``notes``: who closed, what grew while idle, the slope."""
-    notes = [f"idle: subscriptions closed by the {outcome.closed_by}"]
+    if outcome.closed_by == "app":
+        notes = ["idle: subscriptions closed by the app (__moxie_close_all)"]
+    elif outcome.subscriptions_open:
+        held = outcome.subscriptions_open
+        notes = [f"idle: no __moxie_close_all; the relay ended the {held} the app still held"]
+    else:
+        notes = ["idle: no __moxie_close_all; the app held no subscription once settled"]
     if outcome.subscriptions_open:
         notes.append(f"idle: still subscribed when told to go idle: {outcome.open_detail}")
     if outcome.unavailable:
@@ -72,6 +78,7 @@ def _relay_figures(res: RunResult, faults: rp.FaultFigures | None) -> rp.RelayFi
         events_pushed=totals.get("events_sent"),
         bytes_pushed=totals.get("bytes_sent"),
         connections=totals.get("connections_opened"),
+        connections_open_at_end=totals.get("connections_open"),
         faults=faults,
     )
 
