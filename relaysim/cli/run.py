@@ -223,7 +223,12 @@ def print_result(result: Any, file: Any = None) -> None:
     cost = result.sampler_cost
     probe = result.probe_cost
     probe_text = "unavailable" if probe is None else f"{probe.bytes_per_probe:g} B"
+    deep = (
+        f", plus {cost.isolate_reads} deep readings at {cost.ms_per_isolate_read} ms (DevTools, no WebDriver)"
+        if cost.isolate_reads
+        else ""
+    )
     out.write(
         f"{result.seconds:.1f} s; {cost.samples} samples at {cost.ms_per_sample} ms and "
-        f"{cost.round_trips_per_sample} WebDriver round trips each; probe cost {probe_text}\n"
+        f"{cost.round_trips_per_sample} WebDriver round trips each{deep}; probe cost {probe_text}\n"
     )
