@@ -216,13 +216,21 @@ class Model:
         return sorted(chosen.values(), key=_newest_first)
 
 
+def by_id(store: EventStore) -> dict[bytes, bytes]:
+    """The id index's shards as one dict (white-box)."""
+    merged = {raw: record for shard in store._by_id for raw, record in shard.items()}
+    assert len(merged) == len(store)
+    return merged
+
+
 def check_indexes(store: EventStore) -> None:
     """White-box: every index list is sorted and holds exactly the stored events' records."""
-    records = list(store._by_id.values())
+    records = list(by_id(store).values())
     events = {record: decode(record) for record in records}
-    for raw, record in store._by_id.items():
+    for raw, record in by_id(store).items():
         event = events[record]
         assert raw == bytes.fromhex(event.id) == raw_id_of(record)
+        assert record in store._by_id[raw[0]].values()
         # The record is the header and the event's own wire JSON, nothing re-encoded.
         assert record[:40] == sort_key(event) and wire(record) == orjson.dumps(event.to_dict())
     assert store._time == sorted(records)
@@ -243,8 +251,8 @@ def check_indexes(store: EventStore) -> None:
     unpinned = [r for r in records if not is_pinned(r)]
     assert (store._pinned, store._unpinned) == (len(pinned), len(unpinned))
     # The eviction queue holds every unpinned record in insertion order, plus a bounded few that left.
-    live_in_queue = [r for r in store._fifo if store._by_id.get(raw_id_of(r)) is r]
-    assert live_in_queue == unpinned
+    live_in_queue = [r for r in store._fifo if by_id(store).get(raw_id_of(r)) is r]
+    assert sorted(live_in_queue) == sorted(unpinned) and len(set(map(id, live_in_queue))) == len(unpinned)
     assert len(store._fifo) <= len(unpinned) + max(_store._FIFO_SLACK, len(unpinned) // 4)
     assert store._expiry_order == sorted((expiration, r) for r, expiration in store._expiry.items())
     # Tombstones are exactly those of the kind-5 events still stored.
@@ -340,7 +348,7 @@ def test_store_agrees_with_brute_force_model(
     copy = EventStore.from_snapshot(store.snapshot(), capacity=capacity)
     check_indexes(copy)
     assert copy.statistics() == store.statistics()
-    assert all(copy._by_id[raw] is record for raw, record in store._by_id.items())
+    assert all(by_id(copy)[raw] is record for raw, record in by_id(store).items())
     for filters in queries:
         assert copy.query_json(filters, now=now) == store.query_json(filters, now=now)
 
@@ -554,7 +562,7 @@ def test_record_holds_only_the_wire_json_and_a_header():
     store = EventStore()
     follows = sign(ALICE, T0, 3, [["p", pk] for pk in PUBKEYS * 20], "")
     store.add(follows)
-    (record,) = store._by_id.values()
+    (record,) = by_id(store).values()
     assert isinstance(record, bytes) and len(record) == 43 + len(follows.json)
     assert record.endswith(follows.json)
     # Author and tag values live once per distinct value, as index keys, not per event.
@@ -596,6 +604,12 @@ def test_snapshot_store_shares_records_and_counts_from_the_snapshot():
     assert fresh.is_pinned(dataset[1].id)
     check_indexes(fresh)
     check_indexes(store)
+    # Eviction order survives the snapshot: both stores drop the same live events next.
+    live_copy = EventStore.from_snapshot(store.snapshot(), capacity=2)
+    for i in range(3):
+        event = sign(ALICE, T0 + 20 + i, 1, content=f"later {i}")
+        assert live_copy.add(event) == store.add(event)
+        assert live_copy.query_json([Filter()]) == store.query_json([Filter()])
 
 
 def test_capacity_evicts_oldest_unpinned_and_keeps_indexes_consistent():
@@ -693,7 +707,7 @@ def test_side_structures_stay_bounded_under_capacity(slack, monkeypatch):
     check_indexes(store)
     assert store._unpinned <= 40
     assert len(store) <= 40 + pinned
-    held = [decode(record) for record in store._by_id.values()]
+    held = [decode(record) for record in by_id(store).values()]
     tags_held = {(t[0], t[1]) for e in held for t in e.tags if len(t) >= 2 and len(t[0]) == 1}
     assert {(name, value) for name, values in store._tag.items() for value in values} <= tags_held
     deletions = [e for e in held if e.kind == 5]
