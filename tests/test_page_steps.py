@@ -104,6 +104,7 @@ document.querySelector('#q').addEventListener('keydown', e => {
 const route = () => { document.querySelector('#route').textContent = 'route ' + location.hash; };
 addEventListener('hashchange', route);
 window.loads = (window.loads || 0) + 1;
+new WebSocket(location.origin.replace(/^http/, 'ws') + '/');  // a client: it reaches the run's relay
 </script>"""
 
 SECOND = "<!doctype html><title>second</title><p id='second'>second page</p>"

@@ -107,9 +107,10 @@ def perform_action(driver: Any, spec: Action, arg: Any = None) -> Any:
     result = None
     if spec.js:
         result = driver.execute_script(spec.js, arg)
-    element = _click(driver, spec, arg) if spec.click else None
+    if spec.click:
+        _click(driver, spec, arg)
     if spec.type is not None:
-        _type(driver, element, _fill(spec.type, arg), spec.submit)
+        _type(driver, _fill(spec.type, arg), spec.submit)
     if spec.wait_for:
         selector = _fill(spec.wait_for, arg)
         script = "return document.querySelector(arguments[0]) !== null"
@@ -125,38 +126,48 @@ def _fill(template: str, arg: Any) -> str:
     return template.replace("{arg}", "" if arg is None else str(arg))
 
 
-def _click(driver: Any, spec: Action, arg: Any) -> Any:
-    """Click the ``index``-th match of ``click`` (waiting up to ``timeout`` for it); the element."""
-    from selenium.common.exceptions import InvalidSelectorException
-    from selenium.webdriver.common.by import By
+# Found, scrolled into view and clicked inside the page: no element reference goes back to WebDriver.
+# (chromedriver keeps every element it hands out, and a kept element keeps its whole detached page
+# alive: a harness that clicks through find_elements would itself "leak" a page per click.)
+_CLICK_JS = """
+const found = document.querySelectorAll(arguments[0]);
+const el = found[arguments[1]];
+if (!el) return found.length;
+el.scrollIntoView({block: 'center'});
+if (arguments[2]) el.focus();
+el.click();
+return -1;
+"""
+
+
+def _click(driver: Any, spec: Action, arg: Any) -> None:
+    """Click the ``index``-th match of ``click`` (waiting up to ``timeout`` for it); with ``type``, the
+    element is focused too, so the key presses go to it."""
+    from selenium.common.exceptions import JavascriptException
 
     selector = _fill(spec.click or "", arg)
     deadline = time.monotonic() + spec.timeout
     index = int(_fill(spec.index, arg)) if spec.index else 0
     while True:
         try:
-            found = driver.find_elements(By.CSS_SELECTOR, selector)
-        except InvalidSelectorException:
-            raise AdapterError(f"{spec.name}: {selector!r} is not a valid CSS selector") from None
-        if len(found) > index:
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
-                                  found[index])
-            return found[index]
+            found = driver.execute_script(_CLICK_JS, selector, index, spec.type is not None)
+        except JavascriptException as exc:
+            if "is not a valid selector" in str(exc):
+                raise AdapterError(f"{spec.name}: {selector!r} is not a valid CSS selector") from None
+            raise
+        if found == -1:
+            return
         if time.monotonic() > deadline:
-            raise AdapterError(f"{spec.name}: no element #{index} for {selector!r} ({len(found)} found)")
+            raise AdapterError(f"{spec.name}: no element #{index} for {selector!r} ({found} found)")
         time.sleep(0.05)
 
 
-def _type(driver: Any, element: Any, text: str, submit: bool) -> None:
-    """Key presses into ``element`` (the focused element when None), as a person types them."""
+def _type(driver: Any, text: str, submit: bool) -> None:
+    """Key presses into the focused element, as a person types them (no element reference kept)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    keys = text + (Keys.ENTER if submit else "")
-    if element is not None:
-        element.send_keys(keys)
-    else:
-        ActionChains(driver).send_keys(keys).perform()
+    ActionChains(driver).send_keys(text + (Keys.ENTER if submit else "")).perform()
 
 
 def _poll(driver: Any, script: str, arg: Any, timeout: float, message: str) -> None:
