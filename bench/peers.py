@@ -128,6 +128,7 @@ def _measure(
     )
     if lat is not None:
         out["req_p50_ms"], out["req_p99_ms"] = lat["p50_ms"], lat["p99_ms"]
+        out["req_queries"], out["req_stopped"] = lat["queries"], lat["stopped"]
         out["req_check"] = check.check_queries(lat["answers"], expected["mix"], work.mix)
     conc = row("concurrent", lambda: rows.concurrent_queries(port, work.mix, seconds=3 if quick else 8))
     if conc is not None:

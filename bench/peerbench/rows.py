@@ -251,12 +251,13 @@ def req_latency(port: int, mix: Sequence[dict[str, Any]], *, rounds: int, deadli
 
     The first answer to each query of the mix is kept for checking.
     """
-    conn = Blocking(port)
+    conn = Blocking(port, timeout=10.0)
     latencies: list[float] = []
     answers: list[list[bytes]] = []
     req_frames = [_req(f"l{i}", flt) for i, flt in enumerate(mix)]
     close_frames = [_close(f"l{i}") for i in range(len(mix))]
     end_by = time.perf_counter() + deadline
+    stopped = None
     try:
         for n in range(rounds):
             if time.perf_counter() > end_by:
@@ -265,7 +266,11 @@ def req_latency(port: int, mix: Sequence[dict[str, Any]], *, rounds: int, deadli
             before = len(conn.scan.payloads)
             t0 = time.perf_counter()
             conn.sock.sendall(req_frames[i])
-            conn.until(eoses=1)
+            try:
+                conn.until(eoses=1)
+            except OSError as exc:  # no EOSE within the socket timeout: keep what was measured
+                stopped = f"query {n} ({mix[i]}) got no EOSE: {type(exc).__name__}"
+                break
             latencies.append(time.perf_counter() - t0)
             conn.sock.sendall(close_frames[i])
             if n < len(mix):
@@ -279,6 +284,7 @@ def req_latency(port: int, mix: Sequence[dict[str, Any]], *, rounds: int, deadli
         "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "p99_ms": 1000 * _percentile(latencies, 99) if latencies else None,
         "answers": answers,
+        "stopped": stopped,
     }
 
 
