@@ -129,9 +129,10 @@ class EventStore:
             raise UsageError(f"store capacity must be a positive number of events, not {capacity}")
         self.capacity = capacity
         # 32-byte id -> record, in 256 shards by the id's first byte. Under churn a dict's table
-        # grows to 3x its live entries when deletions have used up its free slots: one dict of
-        # the 117k events at the cap would double at once (+5 MB of RSS, for good) some minutes
-        # after the cap is reached; 256 small ones stay at the size the load gave them.
+        # settles at ~3x its live entries (twice what growing by insertion gave it); one dict of
+        # the cap's 117k events makes that step at once, some minutes after the cap is reached,
+        # holding the old 5 MB table and the new 10 MB one together (and the freed one mostly
+        # stays in RSS); 256 small ones make it one at a time.
         self._by_id: list[dict[bytes, Record]] = [{} for _ in range(256)]
         self._count = 0
         self._time: list[Record] = []
