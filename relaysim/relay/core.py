@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -178,9 +178,8 @@ def check_signatures(messages: Sequence[bytes]) -> Signed:
     return frozenset(good)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One live event for one subscription."""
+class Delivery(NamedTuple):
+    """One live event for one subscription (a tuple: a fan-out makes one per subscriber)."""
 
     sub: Subscription
     payload: bytes

@@ -300,10 +300,15 @@ class WebSocketConnection:
     def deliver_many(self, items: list[tuple[Delivery, bytes]]) -> None:
         """Live events, each with its frame: written at once in one write if this connection is idle
         (:meth:`_write_now`), else queued one by one. Events of closed subscriptions are dropped."""
-        items = [(d, f) for d, f in items if d.sub.active]
-        if not items:
-            return
-        data = items[0][1] if len(items) == 1 else b"".join(f for _, f in items)
+        if len(items) == 1:  # the common case: one event, one subscription of this connection
+            if not items[0][0].sub.active:
+                return
+            data = items[0][1]
+        else:
+            items = [(d, f) for d, f in items if d.sub.active]
+            if not items:
+                return
+            data = b"".join(f for _, f in items)
         if self._write_now(data, items):
             return
         for delivery, _ in items:
@@ -341,9 +346,13 @@ class WebSocketConnection:
             return False
         if sent < len(frame):
             self.outbox.put_nowait(Outgoing([frame[sent:]], None, raw=True))
-        self.core.record_sent(self.session, events=0, live=True, nbytes=sent)
+        record = self.core.record_sent
+        if len(items) == 1:
+            record(self.session, events=1, live=True, nbytes=sent, sub=items[0][0].sub)
+            return True
+        record(self.session, events=0, live=True, nbytes=sent)
         for delivery, _ in items:
-            self.core.record_sent(self.session, events=1, live=True, nbytes=0, sub=delivery.sub)
+            record(self.session, events=1, live=True, nbytes=0, sub=delivery.sub)
         return True
 
     async def _flush(self) -> None:
