@@ -118,8 +118,10 @@ def test_leaky_client_fails_exactly_its_assertion_and_names_the_cause(tmp_path, 
         # the app's threadEvents map kept entries after its thread was left (the figure it reports)
         assert "threadEvents entries left" in detail and assertions[meant]["measured"] > 0
     elif leak == "subs":
-        # the relay still holds the thread page's subscription, which the app forgot without a CLOSE
-        assert detail.endswith(": thread") and assertions[meant]["measured"] == 1
+        # the relay still holds the thread page's subscription, which the app forgot without a CLOSE,
+        # named with its filters
+        assert "held after __moxie_close_all(): 'thread' {" in detail, detail
+        assert '"#e":' in detail and assertions[meant]["measured"] == 1
     elif leak == "dom":
         assert assertions[meant]["measured"] > 3000
         # the seed's threshold log names the handle table as it grew
