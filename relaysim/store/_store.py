@@ -111,7 +111,7 @@ class StoreSnapshot:
     builds a fresh store from it on every reset.
     """
 
-    records: tuple[Record, ...]  # insertion order
+    records: tuple[Record, ...]  # the pinned ones, then the live ones in eviction order
     counters: tuple[int, int, int, int]  # evicted, replaced, deleted, purged
 
 
