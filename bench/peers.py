@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peerbench import check, rows
+from peerbench import check, fastload, rows
 from peerbench.peers import PeerError, Running, describe_versions, start
 from peerbench.workload import FANOUT_TAG, build_workload, reference_answers
 
@@ -66,15 +66,6 @@ def machine_load() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "load_1m": load1, "load_5m": load5, "load_15m": load15}
 
 
-def _row(out: dict[str, Any], name: str, fn: Any) -> Any:
-    """Run one row; a row that fails (the relay dropped the connections, timed out) is recorded."""
-    try:
-        return fn()
-    except Exception as exc:  # a peer failing one row must not end the bench
-        out.setdefault("row_errors", {})[name] = f"{type(exc).__name__}: {exc}"
-        return None
-
-
 class Stalled(Exception):
     """The relay stopped answering during a row: the rows after it would only time out."""
 
@@ -92,19 +83,34 @@ def _row(out: dict[str, Any], name: str, fn: Any, port: int) -> Any:
 
 
 def measure(
-    running: Running, work: Any, expected: dict[str, Any], quick: bool, *, publish: bool = True
+    running: Running,
+    work: Any,
+    expected: dict[str, Any],
+    quick: bool,
+    *,
+    publish: bool = True,
+    fast: Path | None = None,
 ) -> dict[str, Any]:
-    """Every row against one running target; a target that stops answering ends its rows early."""
+    """Every row against one running target; a target that stops answering ends its rows early.
+
+    ``fast``: the compiled generator (fastload) for the fan-out and large-REQ rows, or None.
+    """
     out: dict[str, Any] = {"notes": list(running.notes), "ready_s": running.ready_s}
     out["rss_loaded_mb"] = running.rss() / 2**20
     with contextlib.suppress(Stalled):
-        _measure(running, work, expected, quick, out, publish)
+        _measure(running, work, expected, quick, out, publish, fast)
     out["rss_end_mb"] = running.rss() / 2**20
     return out
 
 
 def _measure(
-    running: Running, work: Any, expected: dict[str, Any], quick: bool, out: dict[str, Any], publish: bool
+    running: Running,
+    work: Any,
+    expected: dict[str, Any],
+    quick: bool,
+    out: dict[str, Any],
+    publish: bool,
+    fast: Path | None,
 ) -> None:
     port = running.port
 
@@ -133,7 +139,9 @@ def _measure(
     conc = row("concurrent", lambda: rows.concurrent_queries(port, work.mix, seconds=3 if quick else 8))
     if conc is not None:
         out["queries_per_s"], out["streamed_per_s"] = conc["queries_per_s"], conc["events_per_s"]
-    big = row("big_req", lambda: rows.big_req(port, work.big, rounds=3 if quick else 7, deadline=30))
+    big = row(
+        "big_req", lambda: rows.big_req(port, work.big, rounds=3 if quick else 7, deadline=30, fast=fast)
+    )
     if big is not None:
         out["big_req_per_s"] = big["per_s"]
         out["big_req_check"] = check.check_queries([big["answer"]], [expected["big"]], [work.big])
@@ -141,7 +149,13 @@ def _measure(
     fan = row(
         "fanout",
         lambda: rows.fanout(
-            port, work.fanout[:n_lat], work.fanout[n_lat:], tag=FANOUT_TAG, rss=running.rss, deadline=60
+            port,
+            work.fanout[:n_lat],
+            work.fanout[n_lat:],
+            tag=FANOUT_TAG,
+            rss=running.rss,
+            deadline=60,
+            fast=fast,
         ),
     )
     if fan is not None:
@@ -217,12 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--relaysim-port", type=int, default=7591, help="fixed, so its dataset cache is reused"
     )
+    parser.add_argument(
+        "--python-generator",
+        action="store_true",
+        help="use the Python load generator and endpoint even when a C compiler is there",
+    )
     args = parser.parse_args(argv)
     targets = [t for t in args.only.split(",") if t]
     unknown = set(targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     started = time.time()
+    if args.python_generator:
+        generator = fastload.Generator(None, "Python (--python-generator)")
+    else:
+        generator = fastload.build(args.scratch)
+    if not generator.compiled:
+        print(
+            f"bench/peers: the load generator is the slower Python one: {generator.description}",
+            file=sys.stderr,
+        )
+    fast = generator.binary
     work = build_workload(
         args.scratch, f"ws://127.0.0.1:{args.relaysim_port}/", publish=20_000, fanout=31, big_limit=5_000
     )
@@ -249,17 +278,23 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
             running = start(
-                name, port, work.seed_path, args.scratch, load_over_ws=load_over_ws, canned=canned
+                name, port, work.seed_path, args.scratch, load_over_ws=load_over_ws, canned=canned, fast=fast
             )
-            results[name] = measure(running, work, expected, args.quick)
+            results[name] = measure(running, work, expected, args.quick, fast=fast)
             if results[name].get("stalled_after") == "publish":
                 # Measure the read rows on a fresh start (seed1 only) rather than not at all.
                 running.stop()
                 print(f"bench/peers: {name} stopped answering while publishing; restarted", file=sys.stderr)
                 running = start(
-                    name, free_port(), work.seed_path, args.scratch, load_over_ws=load_over_ws, canned=canned
+                    name,
+                    free_port(),
+                    work.seed_path,
+                    args.scratch,
+                    load_over_ws=load_over_ws,
+                    canned=canned,
+                    fast=fast,
                 )
-                again = measure(running, work, expected_seed, args.quick, publish=False)
+                again = measure(running, work, expected_seed, args.quick, publish=False, fast=fast)
                 again["notes"].append(
                     "stopped answering under the publish row; read rows after a restart, seed1 only"
                 )
@@ -277,14 +312,16 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.time() - started,
         "quick": args.quick,
         "machine": {"before": load_before, "after": machine_load()},
+        "generator": generator.description,
         "versions": describe_versions(args.scratch),
         "rows": [{"key": k, "label": label, "higher_is_better": h} for k, label, h in ROWS],
         "results": results,
     }
     args.out.write_text(json.dumps(doc, indent=1, default=str))
     print_table(results)
+    print(f"\nload generator and do-nothing endpoint: {generator.description}")
     print(
-        f"\nmachine: {load_before['cores']} cores, load {load_before['load_1m']:.2f} before,"
+        f"machine: {load_before['cores']} cores, load {load_before['load_1m']:.2f} before,"
         f" {doc['machine']['after']['load_1m']:.2f} after; {doc['seconds']:.0f} s; JSON in {args.out}"
     )
     return 0

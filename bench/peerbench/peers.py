@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peerbench.fastload import serve_command
+
 HERE = Path(__file__).resolve().parent
 PY_PEERS = ["nostr-sdk==0.45.1", "nostr-relay==1.14"]
 NODE_PACKAGES = {
@@ -182,13 +184,28 @@ Loader = Callable[[int], None]
 
 
 def start(
-    name: str, port: int, seed_path: Path, scratch: Path, *, load_over_ws: Loader, canned: Path
+    name: str,
+    port: int,
+    seed_path: Path,
+    scratch: Path,
+    *,
+    load_over_ws: Loader,
+    canned: Path,
+    fast: Path | None = None,
 ) -> Running:
-    """Start target ``name`` on ``port`` with seed1; returns once a REQ is answered from seed1."""
+    """Start target ``name`` on ``port`` with seed1; returns once a REQ is answered from seed1.
+
+    The do-nothing endpoint (``null``) is fastload's C one with ``fast``, else nullrelay.py.
+    """
     t0 = time.perf_counter()
     notes: list[str] = []
     if name == "null":
-        proc = _spawn([sys.executable, str(HERE / "nullrelay.py"), str(port), str(canned)])
+        if fast is not None:
+            proc = _spawn(serve_command(fast, port, canned))
+            notes.append("fastload.c serve (C)")
+        else:
+            proc = _spawn([sys.executable, str(HERE / "nullrelay.py"), str(port), str(canned)])
+            notes.append("nullrelay.py (Python)")
         _wait_line(proc, b"ready", 30)
     elif name == "relaysim":
         cmd = [sys.executable, "-m", "relaysim", "serve", "--dataset", "seed1", "--port", str(port)]

@@ -16,9 +16,11 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
+from peerbench import fastload
 from peerbench.wsraw import FrameScanner, client_frame, connect, quickack
 
 from relaysim.nostr.event import Event
@@ -318,8 +320,21 @@ def _read_to_eose(conn: Blocking) -> tuple[float, list[bytes]]:
             return at, scan.payloads
 
 
-def big_req(port: int, flt: dict[str, Any], *, rounds: int, deadline: float) -> dict[str, Any]:
-    """One large REQ at a time: events/s from the REQ to its EOSE (median of ``rounds``)."""
+def big_req(
+    port: int, flt: dict[str, Any], *, rounds: int, deadline: float, fast: Path | None = None
+) -> dict[str, Any]:
+    """One large REQ at a time: events/s from the REQ to its EOSE (median of ``rounds``).
+
+    With ``fast`` (a built fastload binary) the reading is done in C; else in Python below.
+    """
+    if fast is not None:
+        got = fastload.big_req(fast, port, orjson.dumps(flt), rounds=rounds, deadline=deadline)
+        per_round = [events / seconds for events, seconds in got["rates"] if seconds > 0]
+        return {
+            "rounds": len(per_round),
+            "per_s": statistics.median(per_round) if per_round else None,
+            "answer": got["answer"],
+        }
     conn = Blocking(port, keep=False)
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     rates: list[float] = []
@@ -494,6 +509,55 @@ def _fanout_proc(
             state["sock"].close()
 
 
+class _Receivers(Protocol):
+    """What fanout() needs of its receiver processes, Python (below) or C (fastload.Receivers)."""
+
+    queue: Any  # ("opened", n), ("event", k, t), ("done", counts, sample), or ("error", why)
+    ready: Any  # each process's EOSE count, or ("error", why)
+
+    def __len__(self) -> int: ...
+
+    def go(self) -> None: ...
+
+    def join(self, timeout: float = 10.0) -> None: ...
+
+
+class _PythonReceivers:
+    """Forked processes running :func:`_fanout_proc` (the generator without a C compiler)."""
+
+    def __init__(self, port: int, shares: list[int], *, expect: int, deadline: float, tag: str) -> None:
+        self.queue = _CTX.Queue()
+        self.ready = _CTX.Queue()
+        self._go = _CTX.Event()
+        self.procs = []
+        for share in shares:
+            args = (port, share, expect, self.ready, self._go, self.queue, deadline, tag)
+            proc = _CTX.Process(target=_fanout_proc, args=args)
+            proc.start()
+            self.procs.append(proc)
+
+    def __len__(self) -> int:
+        return len(self.procs)
+
+    def go(self) -> None:
+        self._go.set()
+
+    def join(self, timeout: float = 10.0) -> None:
+        for proc in self.procs:
+            proc.join(timeout=timeout)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=timeout)
+
+
+def _take(source: Any, timeout: float) -> Any:
+    """The next item a receiver process sent; its failure, raised."""
+    item = source.get(timeout=max(0.1, timeout))
+    if isinstance(item, tuple) and item and item[0] == "error":
+        raise fastload.FastloadError(item[1])
+    return item
+
+
 def fanout(
     port: int,
     latency_events: Sequence[Event],
@@ -504,44 +568,62 @@ def fanout(
     tag: str,
     rss: Callable[[], int],
     deadline: float = 60.0,
+    fast: Path | None = None,
 ) -> dict[str, Any]:
     """One EVENT to ``conns`` subscriptions on ``conns`` connections.
 
     Latency: each of ``latency_events`` published alone, time from sending it to its last delivery
     (median). Sustained: ``sustained_events`` published back to back, deliveries/s until the last
     one. Also: RSS per idle connection, from the relay's RSS before and after the connections open.
+    The receivers are ``procs`` processes: fastload's C loop with ``fast`` (a built binary), else
+    :func:`_fanout_proc`; the events are published from here either way.
     """
     expect = len(latency_events) + len(sustained_events)
-    queue = _CTX.Queue()
-    ready = _CTX.Queue()
-    go = _CTX.Event()
+    shares = [len(range(p, conns, procs)) for p in range(procs)]
     rss_before = rss()
-    workers = []
-    for p in range(procs):
-        share = len(range(p, conns, procs))
-        proc = _CTX.Process(target=_fanout_proc, args=(port, share, expect, ready, go, queue, deadline, tag))
-        proc.start()
-        workers.append(proc)
+    workers: _Receivers
+    if fast is None:
+        workers = _PythonReceivers(port, shares, expect=expect, deadline=deadline, tag=tag)
+    else:
+        req = orjson.dumps(["REQ", "fan", {"kinds": [1], "#t": [tag]}])
+        workers = fastload.Receivers(fast, port, shares, expect=expect, keep=50, deadline=deadline, req=req)
+    try:
+        return _fanout_run(workers, port, latency_events, sustained_events, conns, rss, rss_before, deadline)
+    finally:
+        workers.join()
+
+
+def _fanout_run(
+    workers: _Receivers,
+    port: int,
+    latency_events: Sequence[Event],
+    sustained_events: Sequence[Event],
+    conns: int,
+    rss: Callable[[], int],
+    rss_before: int,
+    deadline: float,
+) -> dict[str, Any]:
+    queue = workers.queue
     opened = 0
-    for _ in workers:
-        _kind, n = queue.get(timeout=deadline)
+    for _ in range(len(workers)):
+        _kind, n = _take(queue, deadline)
         opened += n
     time.sleep(0.5)
     rss_after = rss()
-    go.set()
-    eoses = sum(ready.get(timeout=deadline) for _ in workers)
+    workers.go()
+    eoses = sum(_take(workers.ready, deadline) for _ in range(len(workers)))
     pub = Blocking(port, keep=False)
     arrivals: dict[int, list[float]] = {}
+    done: list[Any] = []
 
     def wait_for(k: int, end_by: float) -> None:
         while len(arrivals.get(k, [])) < len(workers):
-            item = queue.get(timeout=max(0.1, end_by - time.perf_counter()))
+            item = _take(queue, end_by - time.perf_counter())
             if item[0] == "event":
                 arrivals.setdefault(item[1], []).append(item[2])
             elif item[0] == "done":
                 done.append(item)
 
-    done: list[Any] = []
     latencies = []
     end_by = time.perf_counter() + deadline
     try:
@@ -562,11 +644,9 @@ def fanout(
     finally:
         pub.close()
     while len(done) < len(workers):
-        item = queue.get(timeout=deadline)
+        item = _take(queue, deadline)
         if item[0] == "done":
             done.append(item)
-    for proc in workers:
-        proc.join(timeout=10)
     counts = [c for item in done for c in item[1]]
     return {
         "connections": opened,
