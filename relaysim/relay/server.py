@@ -37,6 +37,7 @@ from relaysim._version import __version__
 from relaysim.errors import UsageError
 from relaysim.nostr.event import Event
 from relaysim.relay import metrics
+from relaysim.relay.allocator import trim_while_busy
 from relaysim.relay.config import RelayConfig
 from relaysim.relay.core import RelayCore
 from relaysim.relay.faults import Faults, parse_faults
@@ -217,6 +218,11 @@ class Relay:
     def store(self) -> EventStore:
         """The events served right now (a new store after each :meth:`reset`)."""
         return self.core.store
+
+    def _activity(self) -> int:
+        """Moves whenever memory may have been freed: messages, connections, in-process events."""
+        totals = self.core.totals
+        return totals.messages_received + totals.connections_opened + totals.events_published_in_process
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -499,6 +505,7 @@ async def open_relay(config: RelayConfig) -> AsyncIterator[Relay]:
     async with trio.open_nursery() as nursery:
         relay._nursery = nursery
         nursery.start_soon(trio.serve_listeners, relay._handle_tcp, listeners)
+        nursery.start_soon(trim_while_busy, relay._activity)
         if relay.traffic is not None:
             relay.traffic.start(nursery)
         relay.ready_seconds = time.perf_counter() - started
