@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from relay_client import bulk_events, connect, http_request, signed_note
 
 from relaysim.nostr.messages import encode_req
@@ -29,6 +30,7 @@ async def test_drops_exactly_the_event_frames_the_seed_decides():
             await client.send(encode_req("all", {"kinds": [1], "limit": 3000}))
             events, others = await client.recv_until_eose("all")
             await client.close()
+            _, _, metrics_text = await http_request(relay.http_url, path="/metrics")
         stats = relay.stats()
     # The same seed's plan for connection 1: which of its 3,000 EVENT frames are withheld.
     plan = Faults(parse_faults(spec), 7).open_connection(1, "c")
@@ -43,6 +45,15 @@ async def test_drops_exactly_the_event_frames_the_seed_decides():
     assert faults["spec"] == "drop=0.1" and faults["seed"] == 7 and faults["connections"] == 1
     assert faults["logged"] == dropped and faults["events"][-1]["fault"] == "drop"
     assert stats["totals"]["events_sent"] == len(kept)  # only what was written is counted as sent
+    # /metrics carries the same count, and the relay process's memory beside it.
+    samples = {
+        s.name + str(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics_text.decode())
+        for s in family.samples
+    }
+    assert samples["relaysim_faults_injected_total[('fault', 'drop')]"] == dropped
+    assert samples["relaysim_faults_injected_total[('fault', 'disconnect')]"] == 0
+    assert samples["process_resident_memory_bytes[]"] > 10 * 1024 * 1024
 
 
 async def test_delay_and_jitter_hold_frames_back_and_keep_their_order():

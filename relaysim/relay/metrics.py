@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -80,6 +80,7 @@ class RelayCollector(Collector):
         for conn in stats["connections"]:
             per_conn.add_metric([str(conn["id"])], len(conn["subscriptions"]))
         yield per_conn
+        yield from _fault_metrics(p, stats.get("faults"))
         traffic = stats.get("traffic")
         if traffic:
             emitted = CounterMetricFamily(f"{p}_traffic_events", "Traffic events published", labels=["kind"])
@@ -88,9 +89,44 @@ class RelayCollector(Collector):
             yield emitted
 
 
+# FaultCounts field -> the ``fault`` label of relaysim_faults_injected_total.
+_FAULTS = {
+    "events_dropped": "drop",
+    "frames_delayed": "delay",
+    "disconnects_close": "disconnect",
+    "disconnects_reset": "reset",
+    "upgrades_refused": "refuse",
+}
+
+
+def _fault_metrics(p: str, faults: dict[str, Any] | None) -> Iterator[Metric]:
+    """The injected faults (``--faults``), so a dashboard can set a client's errors beside them.
+
+    Like the traffic counts they restart at a relay reset, which ``rate()`` reads as a counter reset.
+    """
+    counts = (faults or {}).get("counts") or {}
+    injected = CounterMetricFamily(
+        f"{p}_faults_injected",
+        "Faults injected by relay --faults: frames withheld or delayed, ends, refusals",
+        labels=["fault"],
+    )
+    for key, fault in _FAULTS.items():
+        injected.add_metric([fault], counts.get(key, 0))
+    yield injected
+    yield CounterMetricFamily(
+        f"{p}_fault_delay_seconds",
+        "Delay added to relay->client frames by --faults, in all",
+        value=counts.get("delay_seconds_total", 0.0),
+    )
+
+
 def new_registry(stats: Callable[[], dict[str, Any]]) -> CollectorRegistry:
+    """A registry of its own per relay; the process's memory and CPU (prometheus-client's
+    ProcessCollector: ``process_resident_memory_bytes``...) beside the relay's figures, so a soak can
+    watch the relay's RSS where it runs as its own process."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RelayCollector(stats))
+    ProcessCollector(registry=registry)
     return registry
 
 
