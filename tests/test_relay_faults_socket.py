@@ -17,7 +17,7 @@ from relay_client import bulk_events, connect, http_request, signed_note
 from relaysim.nostr.messages import encode_req
 from relaysim.relay import RelayConfig, open_relay
 from relaysim.relay.faults import Faults, parse_faults
-from relaysim.relay.faults_io import DISCONNECT_REASON
+from relaysim.relay.faults_io import DISCONNECT_REASON, LINE_BYTES
 
 STORED = bulk_events(3000, content_size=20)
 
@@ -156,3 +156,22 @@ async def test_control_endpoint_switches_faults_on_live_connections():
     assert [e["detail"] for e in stats["faults"]["events"] if e["fault"] == "spec"] == [
         "off", "disconnect-every=100ms"
     ]
+
+
+async def test_delay_line_holds_at_most_its_bound_for_a_client_that_never_reads():
+    # 5,000 stored events of ~1.2 KB (~6 MB of frames) delayed 1 s each, to a client that reads
+    # nothing: the delay line fills to its bound and then the writer waits (backpressure), so
+    # what faults hold back stays within LINE_BYTES (plus the one chunk being admitted).
+    stored = bulk_events(5000, content_size=1000)
+    async with open_relay(RelayConfig(events=stored, faults="delay=1s", faults_seed=1)) as relay:
+        with trio.fail_after(20):
+            client = await connect(relay.url)
+            await client.send(encode_req("all", {"kinds": [1], "limit": 5000}))
+            peak = 0
+            for _ in range(300):  # 3 s
+                await trio.sleep(0.01)
+                for conn in relay._connections.all():
+                    assert conn.faults is not None
+                    peak = max(peak, conn.faults._held_bytes)
+            await client.close()
+    assert LINE_BYTES * 3 // 4 < peak <= LINE_BYTES + 512 * 1024, peak
