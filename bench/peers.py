@@ -1,6 +1,7 @@
 """relaysim side by side with peer relays, under a load generator measured first against nothing.
 
-Run: ``python3 bench/peers.py [--quick] [--out peers.json] [--only relaysim,localrelay] [--scratch DIR]``
+Run: ``python3 bench/peers.py [--quick] [--out peers.json] [--only relaysim,localrelay] [--scratch DIR]
+[--python-generator]``
 
 It installs the peers into a scratch folder (``~/.cache/relaysim-bench``: a venv for PyPI
 ``nostr-sdk`` and ``nostr-relay``, ``npm install`` for ``@nostr-relay/*``), then for each target --
@@ -9,6 +10,11 @@ LocalRelay, the TypeScript ``@nostr-relay/core``, PyPI ``nostr-relay`` -- starts
 127.0.0.1 with seed1, publishes the same 20,000 signed notes, and measures the rows of issue 14.
 Each target is stopped before the next starts, and every row is bounded in time. It prints one
 table and writes every figure, each answer check and the machine's load to ``--out``.
+
+The load generator's hot loops (the fan-out receivers, the large-REQ reader) and the do-nothing
+endpoint are ``peerbench/fastload.c``, compiled with ``cc -O2`` into the scratch folder on first
+use; without a C compiler (or with ``--python-generator``) the bench runs their Python versions,
+says so, and records which generator ran in the JSON (``generator``).
 
 The figures are for one machine at one moment: run it under ``flock /tmp/chromium.lock`` so a
 browser run does not share the CPU, and read the ratios rather than the absolute numbers.

@@ -5,8 +5,8 @@
  * (one send per connection) were two interpreter loops sharing the box's cores, and their "ceiling"
  * was within 1.6x of the fastest relay. Here each read costs a syscall and a few compares.
  *
- * Plain C99 + Linux (epoll, TCP_QUICKACK, CLOCK_MONOTONIC), no dependencies; bench/peerbench/
- * fastload.py compiles it with `cc -O2` into the bench's scratch folder. Three modes:
+ * Plain C99 + Linux (epoll, TCP_QUICKACK, CLOCK_MONOTONIC, pthreads), no dependencies;
+ * bench/peerbench/fastload.py compiles it with `cc -O2` into the bench's scratch folder. Modes:
  *
  *   fastload fanout PORT CONNS EXPECT KEEP DEADLINE REQ_JSON
  *       Opens CONNS websockets, says "opened N", waits for "go" on stdin, sends REQ_JSON on each,
@@ -20,11 +20,12 @@
  *       One connection (4 MiB receive buffer, set before connecting so the window scales);
  *       per round sends ["REQ","bigN",FILTER], reads to EOSE, says "rate EVENTS SECONDS",
  *       sends CLOSE. Ends with "answer LEN" + the first round's raw bytes, "done".
- *   fastload serve PORT CANNED_EVENT_FILE [STOP_AFTER]
+ *   fastload serve PORT CANNED_EVENT_FILE [STOP_AFTER [SENDERS]]
  *       The do-nothing endpoint, answering exactly as nullrelay.py does: EVENT -> OK and the
  *       event to every connection holding an open REQ (under its first subscription id, all the
  *       events of one read in one write); REQ -> len(ids), else min(limit, 5000) (default 500)
  *       copies of the canned event, then EOSE; CLOSE forgets the subscription. Says "ready PORT".
+ *       A broadcast's sends are shared out among SENDERS threads (default 1).
  *
  * Client frames are sent with the all-zero masking key (see wsraw.py: RFC 6455 lets a server
  * unmask any key, and a zero key makes masking the identity). Errors go to stdout as "error ...".
@@ -36,6 +37,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -45,6 +47,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -618,6 +621,12 @@ typedef struct {
     Buf answer;
 } Answer;
 
+typedef struct {
+    const char *sub;
+    size_t sublen;
+    Buf data;
+} Built;
+
 static struct {
     int ep, listener;
     Conn **conns; /* by fd */
@@ -626,9 +635,16 @@ static struct {
     size_t cannedlen;
     Answer answers[256];
     int nanswers;
-    Buf bodies;        /* the EVENT bodies of the current read, each as 4-byte length + bytes */
-    Buf built;         /* the broadcast frames, built for one subscription id */
-    Buf builtsub;
+    Buf bodies; /* the EVENT bodies of the current read, each as 4-byte length + bytes */
+    Built *built; /* the broadcast frames of this read, per subscription id */
+    int nbuilt, capbuilt;
+    Conn **targets; /* this broadcast's subscribers, and the frames each gets */
+    Buf **payloads;
+    int ntargets, captargets;
+    int nthreads, busy; /* sender threads (this one included); helpers still sending */
+    unsigned long generation;
+    pthread_mutex_t mu;
+    pthread_cond_t start, finished;
 } S;
 
 static void watch(Conn *c, int writable) {
@@ -786,35 +802,91 @@ static void on_message(Conn *c, const unsigned char *p, size_t n) {
     }
 }
 
-/* Every event of this read goes to each subscriber in one write, built once per subscription id. */
+/* The broadcast's frames for one subscription id: every EVENT body of this read, under that id. */
+static Buf *built_for(const Sub *s) {
+    for (int i = 0; i < S.nbuilt; i++)
+        if (S.built[i].sublen == s->len && memcmp(S.built[i].sub, s->id, s->len) == 0) return &S.built[i].data;
+    if (S.nbuilt == S.capbuilt) {
+        S.capbuilt = S.capbuilt ? 2 * S.capbuilt : 8;
+        S.built = xrealloc(S.built, (size_t)S.capbuilt * sizeof *S.built);
+    }
+    Built *b = &S.built[S.nbuilt++];
+    memset(b, 0, sizeof *b);
+    b->sub = s->id;
+    b->sublen = s->len;
+    for (size_t off = 0; off < S.bodies.len;) {
+        uint32_t len;
+        memcpy(&len, S.bodies.data + off, 4);
+        const unsigned char *body = S.bodies.data + off + 4;
+        off += 4 + len;
+        unsigned char h[14];
+        buf_add(&b->data, h, frame_head(h, 10 + s->len + 2 + len + 1, 0));
+        buf_add(&b->data, "[\"EVENT\",\"", 10);
+        buf_add(&b->data, s->id, s->len);
+        buf_add(&b->data, "\",", 2);
+        buf_add(&b->data, body, len);
+        buf_add(&b->data, "]", 1);
+    }
+    return &b->data;
+}
+
+/* One sender's share of a broadcast: targets [from, to). */
+static void send_share(int from, int to) {
+    for (int i = from; i < to; i++) send_to(S.targets[i], S.payloads[i]->data, S.payloads[i]->len);
+}
+
+/* The helper senders: each waits for a broadcast, sends its share, says it is done. On a box
+ * with several cores a broadcast to 1,000 connections is 1,000 sends, each running the loopback
+ * TCP path (and the receiver's wake-up) on the sending core: sharing them out shortens it. */
+static void *sender(void *arg) {
+    int me = (int)(intptr_t)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&S.mu);
+        while (S.generation == seen) pthread_cond_wait(&S.start, &S.mu);
+        seen = S.generation;
+        int n = S.ntargets, k = S.nthreads;
+        pthread_mutex_unlock(&S.mu);
+        send_share((int)((long)n * me / k), (int)((long)n * (me + 1) / k));
+        pthread_mutex_lock(&S.mu);
+        if (--S.busy == 0) pthread_cond_signal(&S.finished);
+        pthread_mutex_unlock(&S.mu);
+    }
+    return NULL;
+}
+
+/* Every event of this read goes to each subscriber in one write, built once per subscription id;
+ * subscribers in accept order, shared out among the sender threads. */
 static void broadcast(void) {
+    S.ntargets = 0;
     for (int fd = 0; fd <= S.maxfd; fd++) {
         Conn *c = S.conns[fd];
         if (!c || !c->nsubs) continue;
-        Sub *s = &c->subs[0];
-        if (S.builtsub.len != s->len || memcmp(S.builtsub.data, s->id, s->len) != 0 || !S.built.len) {
-            S.builtsub.len = 0;
-            buf_add(&S.builtsub, s->id, s->len);
-            S.built.len = S.built.start = 0;
-            for (size_t off = 0; off < S.bodies.len;) {
-                uint32_t len;
-                memcpy(&len, S.bodies.data + off, 4);
-                const unsigned char *body = S.bodies.data + off + 4;
-                off += 4 + len;
-                size_t total = 10 + s->len + 2 + len + 1;
-                unsigned char h[14];
-                buf_add(&S.built, h, frame_head(h, total, 0));
-                buf_add(&S.built, "[\"EVENT\",\"", 10);
-                buf_add(&S.built, s->id, s->len);
-                buf_add(&S.built, "\",", 2);
-                buf_add(&S.built, body, len);
-                buf_add(&S.built, "]", 1);
-            }
+        if (S.ntargets == S.captargets) {
+            S.captargets = S.captargets ? 2 * S.captargets : 1024;
+            S.targets = xrealloc(S.targets, (size_t)S.captargets * sizeof *S.targets);
+            S.payloads = xrealloc(S.payloads, (size_t)S.captargets * sizeof *S.payloads);
         }
-        send_to(c, S.built.data, S.built.len);
+        S.targets[S.ntargets] = c;
+        S.payloads[S.ntargets] = built_for(&c->subs[0]);
+        S.ntargets++;
     }
+    if (S.nthreads > 1 && S.ntargets >= 64) {
+        pthread_mutex_lock(&S.mu);
+        S.busy = S.nthreads - 1;
+        S.generation++;
+        pthread_cond_broadcast(&S.start);
+        pthread_mutex_unlock(&S.mu);
+        send_share(0, S.ntargets / S.nthreads);
+        pthread_mutex_lock(&S.mu);
+        while (S.busy > 0) pthread_cond_wait(&S.finished, &S.mu);
+        pthread_mutex_unlock(&S.mu);
+    } else {
+        send_share(0, S.ntargets);
+    }
+    for (int i = 0; i < S.nbuilt; i++) free(S.built[i].data.data);
+    S.nbuilt = 0;
     S.bodies.len = 0;
-    S.built.len = 0;
 }
 
 static void handshake(Conn *c) {
@@ -920,9 +992,19 @@ static void on_accept(void) {
 }
 
 static int serve(int argc, char **argv) {
-    if (argc < 4) fail("usage: serve PORT CANNED_EVENT_FILE [STOP_AFTER]");
+    if (argc < 4) fail("usage: serve PORT CANNED_EVENT_FILE [STOP_AFTER [SENDERS]]");
     int port = atoi(argv[2]);
     double stop_after = argc > 4 ? atof(argv[4]) : 900;
+    S.nthreads = argc > 5 ? atoi(argv[5]) : 1;
+    if (S.nthreads < 1) S.nthreads = 1;
+    pthread_mutex_init(&S.mu, NULL);
+    pthread_cond_init(&S.start, NULL);
+    pthread_cond_init(&S.finished, NULL);
+    for (int i = 1; i < S.nthreads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, sender, (void *)(intptr_t)i) != 0) fail("pthread_create failed");
+        pthread_detach(t);
+    }
     FILE *f = fopen(argv[3], "rb");
     if (!f) fail("%s: %s", argv[3], strerror(errno));
     Buf canned = {0};
@@ -972,6 +1054,11 @@ static int serve(int argc, char **argv) {
 int main(int argc, char **argv) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
+    struct rlimit files; /* 1,000 connections need more descriptors than a default soft limit */
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     if (argc >= 2 && strcmp(argv[1], "fanout") == 0) return fanout(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "bigreq") == 0) return bigreq(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve(argc, argv);

@@ -11,6 +11,10 @@ endpoint, which is cheaper than any relay) can show. It stores nothing and check
 
 It serves only the bench's own client: it reads client frames as sent with the all-zero masking
 key (``wsraw.client_frame``) and does not unmask. Run it with :func:`serve` in a process of its own.
+
+This is the fallback: where a C compiler is present the bench runs ``fastload.c``'s ``serve``
+mode instead, which answers byte for byte the same (tests/test_bench_peers.py compares them) at
+C speed, so the ceiling column measures the generator rather than this loop.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Every row is bounded in time (``deadline`` seconds, then it reports what it got). Rows with many
 connections run in several forked worker processes, each with its own ``selectors`` loop, so the
-generator is not one Python thread; times are ``time.perf_counter()``, which on Linux is the
-system-wide monotonic clock, so times taken in different processes compare. Answers are kept as
-raw payloads and checked after the clock stops (``check.py``).
+generator is not one Python thread; the fan-out receivers and the large-REQ reader run in C
+(``fastload.c``) when the bench could compile it (``fast``: the binary), the Python loops here
+being the fallback. Times are ``time.perf_counter()``, which on Linux is the system-wide
+monotonic clock (CLOCK_MONOTONIC, also fastload's), so times taken in different processes
+compare. Answers are kept as raw payloads and checked after the clock stops (``check.py``).
 """
 
 from __future__ import annotations
