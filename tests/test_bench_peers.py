@@ -14,9 +14,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import trio
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -26,6 +28,7 @@ from peerbench.nullrelay import server_frame  # noqa: E402
 from peerbench.wsraw import FrameScanner, client_frame  # noqa: E402
 
 from relaysim.nostr.event import Event, sign_event  # noqa: E402
+from relaysim.relay import RelayConfig, open_relay  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -211,6 +214,30 @@ def test_the_c_large_req_reader_gets_the_whole_answer(null_endpoint: int, fast: 
     result = rows.big_req(null_endpoint, {"kinds": [1], "limit": 300}, rounds=2, deadline=20, fast=fast)
     assert result["rounds"] == 2 and result["per_s"] > 0
     assert len(check.event_ids(result["answer"])) == 300 and result["answer"][-1] == b'["EOSE","big0"]'
+
+
+async def test_the_c_generator_reads_a_real_relay(fast: Path) -> None:
+    """relaysim itself (a strict websocket server) accepts fastload's handshake and frames."""
+    stored = _events(60)
+    fan = [
+        sign_event(SK, created_at=1_800_000_000 + i, kind=1, content="f", tags=[["t", "fan"]], aux=b"\0" * 32)
+        for i in range(3)
+    ]
+    async with open_relay(RelayConfig(events=stored)) as relay:
+
+        def run() -> tuple[dict[str, Any], dict[str, Any]]:
+            big = rows.big_req(relay.port, {"kinds": [1], "limit": 50}, rounds=2, deadline=20, fast=fast)
+            spread = rows.fanout(
+                relay.port, fan[:2], fan[2:], conns=20, tag="fan", rss=lambda: 0, deadline=20, fast=fast
+            )
+            return big, spread
+
+        with trio.fail_after(60):
+            big, spread = await trio.to_thread.run_sync(run)
+    assert check.event_ids(big["answer"]) == [ev.id for ev in reversed(stored)][:50]
+    assert spread["deliveries"] == [3] * 20 and spread["eoses"] == 20
+    verdict = check.check_fanout(spread["deliveries"], spread["sample"], [ev.id for ev in fan])
+    assert verdict["all_complete"] and verdict["sample_ids_ok"]
 
 
 def test_the_c_receivers_fail_with_the_reason_when_nothing_listens(fast: Path) -> None:

@@ -47,6 +47,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -236,6 +237,20 @@ static void walk(Walker *w, const unsigned char *p, size_t n, long *events, long
     }
 }
 
+static size_t base64(const unsigned char *in, size_t n, char *out) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[k++] = abc[(v >> 18) & 63];
+        out[k++] = abc[(v >> 12) & 63];
+        out[k++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+        out[k++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    return k;
+}
+
 /* -- the client side: connecting -------------------------------------------------------------- */
 
 static void set_timeouts(int fd, double seconds) {
@@ -261,12 +276,16 @@ static int ws_connect(int port, double timeout, int rcvbuf, Buf *rest) {
         fail("connect to port %d: %s", port, strerror(errno));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    unsigned char nonce[16]; /* RFC 6455 section 4.1: a random 16-byte nonce, base64 (24 chars) */
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) fail("getrandom failed");
+    char key[32];
+    size_t klen = base64(nonce, sizeof nonce, key);
     char req[256];
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: cmVsYXlzaW0tZmFzdGxvYWQ=\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %.*s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     port);
+                     port, (int)klen, key);
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) fail("port %d: handshake not sent", port);
     char head[8192];
     size_t got = 0;
@@ -278,7 +297,10 @@ static int ws_connect(int port, double timeout, int rcvbuf, Buf *rest) {
         got += (size_t)r;
         end = memmem(head, got, "\r\n\r\n", 4);
     }
-    if (strncmp(head, "HTTP/1.1 101", 12) != 0) fail("port %d refused the websocket", port);
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+        size_t line = (size_t)((char *)memchr(head, '\r', got) - head);
+        fail("port %d refused the websocket: %.*s", port, (int)(line < 120 ? line : 120), head);
+    }
     size_t used = (size_t)(end + 4 - head);
     if (got > used) buf_add(rest, head + used, got - used);
     return fd;
@@ -487,20 +509,6 @@ static void sha1(const unsigned char *msg, size_t len, unsigned char out[20]) {
     }
     free(m);
     for (int i = 0; i < 20; i++) out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
-}
-
-static size_t base64(const unsigned char *in, size_t n, char *out) {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        out[k++] = abc[(v >> 18) & 63];
-        out[k++] = abc[(v >> 12) & 63];
-        out[k++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-        out[k++] = i + 2 < n ? abc[v & 63] : '=';
-    }
-    return k;
 }
 
 /* A bounded JSON walker, enough to read a REQ's subscription id and its filter's "ids"/"limit". */
