@@ -152,7 +152,13 @@ def _conversation(port: int) -> list[list[bytes]]:
     ev1, ev2 = _events(2)
     steps: list[list[bytes]] = []
     try:
-        reqs = [("a", {"limit": 3}, 4), ("b", {"ids": ["x", "y"], "limit": 9}, 3), ("c", {}, 501)]
+        many = {"ids": [f"{i:x}" for i in range(60_000)]}  # ~14 MB: more than the socket buffers take
+        reqs = [
+            ("a", {"limit": 3}, 4),
+            ("b", {"ids": ["x", "y"], "limit": 9}, 3),
+            ("c", {}, 501),
+            ("d", many, 60_001),
+        ]
         for sub, flt, n in reqs:
             a.sock.sendall(client_frame(orjson.dumps(["REQ", sub, flt])))
             steps.append(_read(a, n))
@@ -179,9 +185,10 @@ def test_the_c_endpoint_answers_byte_for_byte_as_nullrelay_py(fast: Path, tmp_pa
             proc.kill()
             proc.wait(timeout=10)
     assert answers["c"] == answers["python"]
-    first, ids, everything, ok1, got1, _ok2, got2 = answers["c"]
+    first, ids, everything, many, ok1, got1, _ok2, got2 = answers["c"]
     assert len(check.event_ids(first)) == 3 and first[-1] == b'["EOSE","a"]'
     assert len(check.event_ids(ids)) == 2 and len(check.event_ids(everything)) == 500
+    assert len(check.event_ids(many)) == 60_000 and many[-1] == b'["EOSE","d"]'
     assert orjson.loads(ok1[0])[:3] == ["OK", _events(2)[0].id, True]
     assert orjson.loads(got1[0])[:2] == ["EVENT", "a"] and orjson.loads(got2[0])[:2] == ["EVENT", "b"]
 
