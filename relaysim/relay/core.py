@@ -72,6 +72,8 @@ class Subscription:
     active: bool = True
     eose_at: float | None = None
     events_sent: int = 0
+    #: Creation order across the relay: a fan-out that several distinct filters match sends in it.
+    seq: int = 0
 
 
 @dataclass(eq=False)
@@ -178,6 +180,13 @@ def check_signatures(messages: Sequence[bytes]) -> Signed:
     return frozenset(good)
 
 
+_new_tuple = tuple.__new__
+
+
+def _creation_order(sub: Subscription) -> int:
+    return sub.seq
+
+
 class Delivery(NamedTuple):
     """One live event for one subscription (a tuple: a fan-out makes one per subscriber)."""
 
@@ -246,6 +255,11 @@ class RelayCore:
         self.reset_at: float | None = None
         self.last_eose_at: float | None = None
         self._next_conn_id = 1
+        # Live matching: each distinct filter of the open subscriptions, with the subscriptions
+        # that hold it in creation order. A new event is matched once per distinct filter, not
+        # once per subscription (1,000 clients with one feed's filter: one match).
+        self._watching: dict[Filter, dict[Subscription, None]] = {}
+        self._next_seq = 1
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -378,21 +392,54 @@ class RelayCore:
         return self._accept(event)
 
     def fan_out(self, event: Event) -> list[Delivery]:
-        """Every active subscription of every connection that ``event`` matches."""
-        deliveries = []
+        """Every active subscription of every connection that ``event`` matches, in creation order.
+
+        Each distinct filter is matched once (filters are immutable values); a subscription two of
+        whose filters match gets the event once. Subscriptions that share an id share one encoded
+        EVENT message (the I/O layer then frames it once).
+        """
+        hits = [subs for flt, subs in self._watching.items() if flt.matches(event)]
+        if not hits:
+            return []
+        matched: Iterable[Subscription]
+        if len(hits) == 1:
+            matched = hits[0]
+        else:
+            merged: dict[Subscription, None] = {}
+            for subs in hits:
+                merged.update(subs)
+            matched = sorted(merged, key=_creation_order)
         event_json = event.json
-        encoded: dict[str, bytes] = {}  # one EVENT message per subscription id, shared by every match
-        for session in self.sessions.values():
-            for sub in session.subs.values():
-                for flt in sub.filters:
-                    if flt.matches(event):
-                        payload = encoded.get(sub.sub_id)
-                        if payload is None:
-                            payload = encoded[sub.sub_id] = encode_event(sub.sub_id, event_json)
-                        deliveries.append(Delivery(sub, payload))
-                        break
+        encoded: dict[str, bytes] = {}
+        deliveries: list[Delivery] = []
+        append = deliveries.append
+        for sub in matched:
+            sub_id = sub.sub_id
+            payload = encoded.get(sub_id)
+            if payload is None:
+                payload = encoded[sub_id] = encode_event(sub_id, event_json)
+            append(_new_tuple(Delivery, (sub, payload)))  # Delivery(sub, payload), a third cheaper
         self.totals.live_deliveries += len(deliveries)
         return deliveries
+
+    def _watch(self, sub: Subscription) -> None:
+        """Match new events against ``sub`` from now on (filters that can never match are left out)."""
+        watching = self._watching
+        for flt in sub.filters:
+            if not flt.never_matches:
+                subs = watching.get(flt)
+                if subs is None:
+                    subs = watching[flt] = {}
+                subs[sub] = None
+
+    def _unwatch(self, sub: Subscription) -> None:
+        watching = self._watching
+        for flt in sub.filters:
+            subs = watching.get(flt)
+            if subs is not None:
+                subs.pop(sub, None)
+                if not subs:
+                    del watching[flt]
 
     def _on_req(self, session: Session, sub_id: str, filters: tuple[Filter, ...]) -> Reply:
         limits = self.limits
@@ -415,8 +462,10 @@ class RelayCore:
         # NIP-01: "a new subscription is created, replacing the old one".
         self._close(session, sub_id)
         now = self.clock()
-        sub = Subscription(sub_id, filters, session, now)
+        sub = Subscription(sub_id, filters, session, now, seq=self._next_seq)
+        self._next_seq += 1
         session.subs[sub_id] = sub
+        self._watch(sub)
         session.subs_opened += 1
         self.totals.subs_opened += 1
         events = self.store.query_json(
@@ -460,6 +509,7 @@ class RelayCore:
     def _deactivate(self, sub: Subscription) -> None:
         if sub.active:
             sub.active = False
+            self._unwatch(sub)
             sub.session.subs_closed += 1
             self.totals.subs_closed += 1
 
@@ -508,6 +558,35 @@ class RelayCore:
             if live:
                 session.live_events_sent += events
                 self.totals.live_events_sent += events
+
+    def record_live(self, session: Session, sub: Subscription, nbytes: int) -> None:
+        """A live event of ``sub`` (active) left in one socket write of ``nbytes``.
+
+        :meth:`record_sent` for a fan-out's direct writes, without its branches.
+        """
+        session.bytes_sent += nbytes
+        session.writes += 1
+        session.events_sent += 1
+        session.live_events_sent += 1
+        sub.events_sent += 1
+        totals = self.totals
+        totals.bytes_sent += nbytes
+        totals.events_sent += 1
+        totals.live_events_sent += 1
+
+    def record_live_many(self, session: Session, subs: Sequence[Subscription], nbytes: int) -> None:
+        """:meth:`record_live` for one live event of each of ``subs``, all in one socket write."""
+        events = len(subs)
+        session.bytes_sent += nbytes
+        session.writes += 1
+        session.events_sent += events
+        session.live_events_sent += events
+        for sub in subs:
+            sub.events_sent += 1
+        totals = self.totals
+        totals.bytes_sent += nbytes
+        totals.events_sent += events
+        totals.live_events_sent += events
 
     # -- introspection -------------------------------------------------------------------------
 

@@ -87,6 +87,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    def idle(self) -> bool:
+        """Nothing queued and nothing being written: a write now cannot overtake anything."""
+        return not self._items and not self._in_flight
+
     def has_room(self) -> bool:
         """True when a unit would be accepted now (always False once closed)."""
         return not self._closed and (

@@ -43,6 +43,7 @@ import math
 import os
 import struct
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import trio
@@ -70,6 +71,9 @@ QUERY_OVERHEAD = 512
 REFERENCE_BYTES = 8
 # A read with at least this many EVENTs has their signatures checked in a worker thread.
 SIGNATURE_BATCH = 8
+# A fan-out with at least this many direct writes shares them with a helper thread.
+SPLIT_WRITES_MIN = 128
+SPLIT_WRITES = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,22 +152,110 @@ class Connections:
         self.change = trio.Event()
 
     def deliver(self, deliveries: list[Delivery]) -> None:
-        """Queue each live event on its subscription's connection (gone connections are skipped).
+        """Pass each live event to its subscription's connection (gone connections are skipped).
 
-        Each distinct message is framed once (a fan-out to 1,000 subscriptions with one id frames one).
+        A connection's deliveries go together, in order (all of a read's events for one client
+        leave in one write), and each distinct message is framed once: a fan-out to 1,000
+        subscriptions with one id frames one, shared by every connection's write. Idle
+        connections are written at once (:meth:`_write_live`), the others queue. The loop
+        allocates little per connection: a big fan-out's garbage is what wakes the cyclic
+        collector, in the middle of the writes.
         """
+        # A connection's one delivery, or the list of them once it has several.
+        units: dict[Session, Delivery | list[Delivery]] = {}
+        for delivery in deliveries:
+            session = delivery.sub.session
+            seen = units.get(session)
+            if seen is None:
+                units[session] = delivery
+            elif type(seen) is list:
+                seen.append(delivery)
+            else:
+                units[session] = [seen, delivery]  # type: ignore[list-item]
         by_id = self._by_id
         frames: dict[int, bytes] = {}
-        per_target: dict[int, list[tuple[Delivery, bytes]]] = {}
-        for delivery in deliveries:
-            conn_id = delivery.sub.session.conn_id
-            if conn_id in by_id:
-                frame = frames.get(id(delivery.payload))
-                if frame is None:
-                    frame = frames[id(delivery.payload)] = text_frame(delivery.payload)
-                per_target.setdefault(conn_id, []).append((delivery, frame))
-        for conn_id, items in per_target.items():
-            by_id[conn_id].deliver_many(items)
+        conns: list[WebSocketConnection] = []
+        data: list[bytes] = []
+        written: list[Delivery | list[Delivery]] = []
+        for session, unit in units.items():
+            conn = by_id.get(session.conn_id)
+            if conn is None:
+                continue
+            if type(unit) is list:
+                unit = [d for d in unit if d.sub.active]  # CLOSE wins over what was matched before
+                if not unit:
+                    continue
+                frame = b"".join([_frame_of(d.payload, frames) for d in unit])
+            else:
+                assert isinstance(unit, Delivery)
+                if not unit.sub.active:
+                    continue
+                frame = _frame_of(unit.payload, frames)
+            if conn.can_write_now():
+                conns.append(conn)
+                data.append(frame)
+                written.append(unit)
+            else:
+                conn.queue_live(unit)
+        if conns:
+            self._write_live(conns, data, written)
+
+    def _write_live(
+        self, conns: list[WebSocketConnection], data: list[bytes], units: list[Delivery | list[Delivery]]
+    ) -> None:
+        """Write ``data[i]`` (the frames of ``units[i]``) to ``conns[i]``, each idle, at once.
+
+        A big fan-out's writes may be split between this thread and a helper thread: ``write`` on
+        a socket spends its time in the kernel (loopback TCP, waking the reader) without the GIL,
+        so the two halves overlap. This thread waits for the helper's half before anything else
+        runs, so the event loop never sees a write in progress; the results are booked here.
+        """
+        fds = [conn._fd for conn in conns]
+        if len(fds) >= SPLIT_WRITES_MIN and SPLIT_WRITES:
+            half = len(fds) // 2
+            other = _write_helper().submit(_write_all, fds[half:], data[half:])
+            sent = _write_all(fds[:half], data[:half])
+            sent += other.result()
+        else:
+            sent = _write_all(fds, data)
+        for conn, frame, unit, nbytes in zip(conns, data, units, sent, strict=True):
+            if nbytes:
+                conn.wrote_live(frame, nbytes, unit)
+            else:
+                conn.queue_live(unit)
+
+
+def _frame_of(payload: bytes, frames: dict[int, bytes]) -> bytes:
+    """``payload``'s frame; ``frames`` caches them by the payload's identity for the connections
+    of one fan-out (the payloads outlive the call, so their ids stay unique)."""
+    frame = frames.get(id(payload))
+    if frame is None:
+        frame = frames[id(payload)] = text_frame(payload)
+    return frame
+
+
+_helper: list[ThreadPoolExecutor] = []
+
+
+def _write_helper() -> ThreadPoolExecutor:
+    """The one thread (per process) that shares big fan-outs' writes; started on first use."""
+    if not _helper:
+        _helper.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaysim-write"))
+    return _helper[0]
+
+
+def _write_all(fds: list[int], data: list[bytes]) -> list[int]:
+    """``os.write`` each ``data[i]`` to ``fds[i]``: how much each wrote, 0 for nothing (would block,
+    or broken: the connection's reader finds out and ends it). Either thread runs it: it touches
+    nothing but the sockets."""
+    out = []
+    write = os.write
+    for fd, chunk in zip(fds, data, strict=True):
+        try:
+            out.append(write(fd, chunk))
+        except OSError:
+            out.append(0)
+    return out
 
 
 class WebSocketConnection:
@@ -297,63 +389,46 @@ class WebSocketConnection:
         except OutboxFull:
             self.kill_slow()
 
-    def deliver_many(self, items: list[tuple[Delivery, bytes]]) -> None:
-        """Live events, each with its frame: written at once in one write if this connection is idle
-        (:meth:`_write_now`), else queued one by one. Events of closed subscriptions are dropped."""
-        if len(items) == 1:  # the common case: one event, one subscription of this connection
-            if not items[0][0].sub.active:
-                return
-            data = items[0][1]
+    def queue_live(self, unit: Delivery | list[Delivery]) -> None:
+        """Live events (of active subscriptions) for the writer task, in order."""
+        if type(unit) is list:
+            for delivery in unit:
+                self.deliver(delivery)
         else:
-            items = [(d, f) for d, f in items if d.sub.active]
-            if not items:
-                return
-            data = b"".join(f for _, f in items)
-        if self._write_now(data, items):
-            return
-        for delivery, _ in items:
-            self.deliver(delivery)
+            assert isinstance(unit, Delivery)
+            self.deliver(unit)
 
-    def _write_now(self, frame: bytes, items: list[tuple[Delivery, bytes]]) -> bool:
-        """Write live events (``frame``: their frames, joined) from the publisher's call, if idle.
+    def can_write_now(self) -> bool:
+        """True when live events may be written to the socket at once, from the publisher's call.
 
         Why: a fan-out to 1,000 connections through their writer tasks costs 1,000 task switches
-        and as many frame builds; this is one ``write`` each. Idle means nothing queued, nothing
-        being written, nothing the protocol still has to send (a pong), and a plain connection (no
-        extension, no fault in force): then nothing can come between. What the socket does not
-        take goes to the outbox as raw bytes, first in line, so frames never interleave. A connection
-        with faults switched on (drop, delay) always takes the outbox path. False: use the outbox.
+        and as many frame builds; this is one ``write`` each (:meth:`Connections.deliver`). Idle
+        means nothing queued, nothing being written, nothing the protocol still has to send (a
+        pong, a close), and a plain connection (no extension, no fault in force): then nothing can
+        come between. A connection with faults switched on (drop, delay) takes the outbox path.
         """
-        proto = self.proto
         if (
             not self._plain
-            or (self.faults is not None and not self.faults.passthrough())
             or self._writing
-            or self.outbox.queued_bytes
-            or len(self.outbox)
-            or proto.writes  # websockets' pending output (a pong, a close frame)
-            or proto.state is not State.OPEN
-            or self.session is None
+            or not self.outbox.idle()
+            or (self.faults is not None and not self.faults.passthrough())
         ):
             return False
-        try:
-            sent = os.write(self._fd, frame)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return False  # broken: the reader finds out and ends the connection
-        if sent == 0:
-            return False
-        if sent < len(frame):
-            self.outbox.put_nowait(Outgoing([frame[sent:]], None, raw=True))
-        record = self.core.record_sent
-        if len(items) == 1:
-            record(self.session, events=1, live=True, nbytes=sent, sub=items[0][0].sub)
-            return True
-        record(self.session, events=0, live=True, nbytes=sent)
-        for delivery, _ in items:
-            record(self.session, events=1, live=True, nbytes=0, sub=delivery.sub)
-        return True
+        proto = self.proto
+        return not proto.writes and proto.state is State.OPEN
+
+    def wrote_live(self, data: bytes, sent: int, unit: Delivery | list[Delivery]) -> None:
+        """A direct write took ``sent`` bytes of ``data`` (``unit``'s frames): book the events as
+        sent; what the socket did not take goes to the outbox as raw bytes, first in line, so
+        frames never interleave."""
+        if sent < len(data):
+            self.outbox.put_nowait(Outgoing([data[sent:]], None, raw=True))
+        assert self.session is not None
+        if type(unit) is list:
+            self.core.record_live_many(self.session, [d.sub for d in unit], sent)
+        else:
+            assert isinstance(unit, Delivery)
+            self.core.record_live(self.session, unit.sub, sent)
 
     async def _flush(self) -> None:
         """Write what the protocol has to send (used before the writer task exists)."""
