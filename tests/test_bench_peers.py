@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,10 @@ def test_fanout_counts_every_delivery_and_keeps_answers_to_check(
     assert verdict["all_complete"] and verdict["sample_ids_ok"]
     assert sorted(check.event_ids(result["sample"])) == sorted([ev.id for ev in events] * 70)
     assert len(result["last_delivery_all_ms"]) == 2 and result["sustained_deliveries_per_s"] > 0
+    # Send times (here) and arrival times (in the receivers, C or Python) are on one clock: a
+    # different clock would put the deliveries before the send or hours after it.
+    assert time.get_clock_info("perf_counter").implementation == "clock_gettime(CLOCK_MONOTONIC)"
+    assert all(0 < ms < 20_000 for ms in result["last_delivery_all_ms"])
 
 
 def test_the_c_large_req_reader_gets_the_whole_answer(null_endpoint: int, fast: Path) -> None:
