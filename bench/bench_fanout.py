@@ -11,6 +11,8 @@ process publishes. Figures: the median and spread of "EVENT sent -> its last del
 ``--events`` events published one at a time, then deliveries/s for ``--burst`` events sent in
 one write. Every connection must receive every event exactly once (checked, by count).
 
+``--fast`` uses the peer bench's compiled receivers (``bench/peerbench``'s fastload, built into
+``~/.cache/relaysim-bench``) instead of this file's Python ones, whose own cost shows in the figure.
 ``--port`` measures a relay already running there instead (e.g. a peer started by hand);
 ``--profile`` records the relay under py-spy (``--idle`` off, raw) during the timed part and
 writes its top functions by own and by total samples. Run it under ``flock /tmp/chromium.lock``.
@@ -230,6 +232,34 @@ def run(
         summarize(profile)
 
 
+def run_fast(port: int, conns: int, procs: int, n_latency: int, burst: int) -> None:
+    """The same figures with the peer bench's fan-out row and its compiled receivers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from peerbench import fastload, rows
+
+    generator = fastload.build(Path.home() / ".cache" / "relaysim-bench")
+    if generator.binary is None:
+        raise SystemExit(f"bench_fanout: no compiled receivers: {generator.description}")
+    evs = events(n_latency + burst)
+    fan = rows.fanout(
+        port,
+        evs[:n_latency],
+        evs[n_latency:],
+        conns=conns,
+        procs=procs,
+        tag=TAG,
+        rss=lambda: 0,
+        fast=generator.binary,
+    )
+    ms = sorted(fan["last_delivery_all_ms"])
+    print(
+        f"fan-out to {conns} connections (compiled receivers), load {os.getloadavg()[0]:.2f}: "
+        f"last delivery median {statistics.median(ms):.2f} ms (min {ms[0]:.2f}, max {ms[-1]:.2f}; "
+        f"{len(ms)} events); burst of {burst}: {fan['sustained_deliveries_per_s']:,.0f} deliveries/s; "
+        f"events per connection {dict(Counter(fan['deliveries']))} (expected {len(evs)})"
+    )
+
+
 def summarize(path: str, top: int = 25) -> None:
     """Own and total samples per function from py-spy's raw (collapsed-stack) output."""
     own: Counter[str] = Counter()
@@ -261,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="", help="py-spy raw output file (relaysim only)")
     parser.add_argument("--pid", type=int, help="with --port: the relay's process id, for --profile")
     parser.add_argument("--native", action="store_true", help="--profile: native (C) frames too")
+    parser.add_argument("--fast", action="store_true", help="the peer bench's compiled receivers")
     args = parser.parse_args(argv)
     relay = None
     pid = None
@@ -274,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             relay, port = start_relay(dataset)
             pid = relay.pid
         try:
-            run(port, args.conns, args.procs, args.events, args.burst, pid, args.profile, args.native)
+            if args.fast:
+                run_fast(port, args.conns, args.procs, args.events, args.burst)
+            else:
+                run(port, args.conns, args.procs, args.events, args.burst, pid, args.profile, args.native)
         finally:
             if relay is not None:
                 relay.terminate()

@@ -94,6 +94,9 @@ class Session:
     subs_closed: int = 0
     last_eose_at: float | None = None
     close_code: int | None = None
+    #: The I/O layer's handle on this connection (opaque here; None when it has none or is gone):
+    #: a fan-out finds each subscriber's connection through it.
+    transport: Any = None
 
     def restart_counters(self) -> None:
         """The harness reset the relay: this connection's figures count from zero again."""

@@ -64,6 +64,19 @@ class Outgoing:
 class Outbox:
     """FIFO of :class:`Outgoing` units bounded by ``max_bytes`` (queued + being written) and ``max_items``."""
 
+    # Slots: a fan-out asks every connection's outbox whether it is idle (fewer memory lines to touch).
+    __slots__ = (
+        "_bytes",
+        "_closed",
+        "_in_flight",
+        "_items",
+        "_room",
+        "_wakeup",
+        "high_water_bytes",
+        "max_bytes",
+        "max_items",
+    )
+
     def __init__(self, *, max_bytes: int, max_items: int) -> None:
         self.max_bytes = max_bytes
         self.max_items = max_items

@@ -172,13 +172,12 @@ class Connections:
                 seen.append(delivery)
             else:
                 units[session] = [seen, delivery]  # type: ignore[list-item]
-        by_id = self._by_id
         frames: dict[int, bytes] = {}
         conns: list[WebSocketConnection] = []
         data: list[bytes] = []
         written: list[Delivery | list[Delivery]] = []
         for session, unit in units.items():
-            conn = by_id.get(session.conn_id)
+            conn = session.transport  # None once the connection is gone
             if conn is None:
                 continue
             if type(unit) is list:
@@ -295,6 +294,10 @@ class WebSocketConnection:
         self._writing = False  # the writer is in a socket write: nothing else may write now
         self._live: list[Delivery] = []  # live events of the read being handled, delivered at its end
         self._plain = False  # no extension negotiated: frames may be built here, not by websockets
+        # Plain and still OPEN: live frames may go straight to the socket (can_write_now). Set once
+        # open, cleared where the protocol may leave OPEN (close, fail, what the reader feeds it),
+        # so a fan-out need not ask every connection's protocol object.
+        self._direct = False
         self._fd = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -316,8 +319,10 @@ class WebSocketConnection:
         if not self._is_open():  # the handshake was refused
             return
         self._plain = not proto.extensions
+        self._direct = self._plain
         self._fd = self.stream.socket.fileno()
         self.session = self.core.open_session(self.peer)
+        self.session.transport = self
         self._connections.add(self.session.conn_id, self)
         self.opened.set()
         close_code: int | None = None
@@ -336,6 +341,8 @@ class WebSocketConnection:
             if close_code is None and proto.close_sent is not None:
                 close_code = proto.close_sent.code
         finally:
+            self._direct = False
+            self.session.transport = None
             self.outbox.close()
             self._queries.clear()
             self.backlog_bytes = 0
@@ -347,6 +354,7 @@ class WebSocketConnection:
 
     def close(self, code: int, reason: str, *, grace: float | None = None) -> None:
         """Start the closing handshake; the TCP connection goes after ``grace`` seconds at most."""
+        self._direct = False
         if self.proto.state is State.OPEN:
             self.proto.send_close(code, reason)
             self.outbox.wake()
@@ -403,19 +411,18 @@ class WebSocketConnection:
 
         Why: a fan-out to 1,000 connections through their writer tasks costs 1,000 task switches
         and as many frame builds; this is one ``write`` each (:meth:`Connections.deliver`). Idle
-        means nothing queued, nothing being written, nothing the protocol still has to send (a
-        pong, a close), and a plain connection (no extension, no fault in force): then nothing can
-        come between. A connection with faults switched on (drop, delay) takes the outbox path.
+        means nothing queued, nothing being written, a plain connection (no extension, no fault
+        in force) and an open one (``_direct``): then no frame can be cut in two. A pong the
+        protocol still holds may follow the event (RFC 6455 5.5: control frames go between
+        messages); once it holds a close frame the connection is no longer open. A connection
+        with faults switched on (drop, delay) takes the outbox path.
         """
-        if (
-            not self._plain
-            or self._writing
-            or not self.outbox.idle()
-            or (self.faults is not None and not self.faults.passthrough())
-        ):
-            return False
-        proto = self.proto
-        return not proto.writes and proto.state is State.OPEN
+        return (
+            self._direct
+            and not self._writing
+            and self.outbox.idle()
+            and (self.faults is None or self.faults.passthrough())
+        )
 
     def wrote_live(self, data: bytes, sent: int, unit: Delivery | list[Delivery]) -> None:
         """A direct write took ``sent`` bytes of ``data`` (``unit``'s frames): book the events as
@@ -508,6 +515,7 @@ class WebSocketConnection:
                 continue
             if not data:
                 self.proto.receive_eof()
+                self._direct = False
                 self.outbox.wake()
                 return
             await self._receive(data)
@@ -516,6 +524,8 @@ class WebSocketConnection:
 
     async def _receive(self, data: bytes) -> None:
         self.proto.receive_data(data)
+        if self.proto.state is not State.OPEN:  # a close frame came, or the data broke the protocol
+            self._direct = False
         messages: list[tuple[Opcode, bytes]] = []
         for frame in self.proto.events_received():
             if not isinstance(frame, Frame):
@@ -568,6 +578,7 @@ class WebSocketConnection:
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the websocket (close frame with ``code`` and ``reason``), drop it after a grace."""
+        self._direct = False
         if self.proto.state is State.OPEN:
             self.proto.fail(code, reason)
             self.outbox.wake()  # the writer sends the close frame
