@@ -606,14 +606,20 @@ class WebSocketConnection:
             # RFC 6455 8.1: a text frame that is not UTF-8 fails the connection with 1007.
             self._fail(1007, f"invalid UTF-8 at position {exc.start}")
             return
-        assert self.session is not None
-        reply = self.core.receive(self.session, data, signed)
+        session = self.session
+        assert session is not None
+        subs_before = session.subs_opened + session.subs_closed
+        reply = self.core.receive(session, data, signed)
         if reply.messages:
             self.send(reply.messages)
         if reply.query is not None:
             self._start_query(reply.query)
-        self._live += reply.deliveries  # delivered at the end of this read (_deliver_live)
-        self._connections.changed()
+        if reply.deliveries:
+            self._live += reply.deliveries  # delivered at the end of this read (_deliver_live)
+        if session.subs_opened + session.subs_closed != subs_before:
+            # What Connections.change's waiters watch (open subscriptions; an EOSE says so itself):
+            # a published EVENT changes neither, and a new trio.Event per EVENT is not free.
+            self._connections.changed()
 
     # -- REQ -----------------------------------------------------------------------------------
 
