@@ -187,15 +187,7 @@ def run(
             elif item[0] == "done":
                 done.append(item[1])
 
-    spy = None
-    if profile and pid is not None:
-        spy = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "1000", "-o", profile]
-            + (["--native"] if native else []),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.0)
+    spy = start_profile(pid, profile, native)
     frames = [client_frame(orjson.dumps(["EVENT", ev.to_dict()])) for ev in evs]
     latencies = []
     for k in range(n_latency):
@@ -217,9 +209,7 @@ def run(
     for proc in workers:
         proc.join(timeout=10)
     pub.close()
-    if spy is not None:
-        spy.send_signal(2)
-        spy.wait(timeout=30)
+    stop_profile(spy)
     counts = Counter(c for d in done for c in d)
     ms = sorted(1000 * x for x in latencies)
     print(
@@ -232,7 +222,29 @@ def run(
         summarize(profile)
 
 
-def run_fast(port: int, conns: int, procs: int, n_latency: int, burst: int) -> None:
+def start_profile(pid: int | None, profile: str, native: bool) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the relay (raw collapsed stacks into ``profile``), if asked."""
+    if not profile or pid is None:
+        return None
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "1000", "-o", profile]
+        + (["--native"] if native else []),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    return spy
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(2)
+        spy.wait(timeout=30)
+
+
+def run_fast(
+    port: int, conns: int, procs: int, n_latency: int, burst: int, pid: int | None, profile: str, native: bool
+) -> None:
     """The same figures with the peer bench's fan-out row and its compiled receivers."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from peerbench import fastload, rows
@@ -241,6 +253,7 @@ def run_fast(port: int, conns: int, procs: int, n_latency: int, burst: int) -> N
     if generator.binary is None:
         raise SystemExit(f"bench_fanout: no compiled receivers: {generator.description}")
     evs = events(n_latency + burst)
+    spy = start_profile(pid, profile, native)
     fan = rows.fanout(
         port,
         evs[:n_latency],
@@ -251,6 +264,7 @@ def run_fast(port: int, conns: int, procs: int, n_latency: int, burst: int) -> N
         rss=lambda: 0,
         fast=generator.binary,
     )
+    stop_profile(spy)
     ms = sorted(fan["last_delivery_all_ms"])
     print(
         f"fan-out to {conns} connections (compiled receivers), load {os.getloadavg()[0]:.2f}: "
@@ -258,6 +272,8 @@ def run_fast(port: int, conns: int, procs: int, n_latency: int, burst: int) -> N
         f"{len(ms)} events); burst of {burst}: {fan['sustained_deliveries_per_s']:,.0f} deliveries/s; "
         f"events per connection {dict(Counter(fan['deliveries']))} (expected {len(evs)})"
     )
+    if spy is not None:
+        summarize(profile)
 
 
 def summarize(path: str, top: int = 25) -> None:
@@ -305,10 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             relay, port = start_relay(dataset)
             pid = relay.pid
         try:
-            if args.fast:
-                run_fast(port, args.conns, args.procs, args.events, args.burst)
-            else:
-                run(port, args.conns, args.procs, args.events, args.burst, pid, args.profile, args.native)
+            runner = run_fast if args.fast else run
+            runner(port, args.conns, args.procs, args.events, args.burst, pid, args.profile, args.native)
         finally:
             if relay is not None:
                 relay.terminate()
