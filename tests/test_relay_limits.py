@@ -6,8 +6,8 @@
   limits and for one with the defaults. A field without a check here fails the test, so a new
   advertised limit cannot go untested.
 * Nothing a client sends is evaluated: the relay's packages call no ``eval``/``exec``/``pickle``/
-  shell, and text that means something to Python's formatting or to a template engine comes back
-  byte for byte.
+  shell, start processes only with a fixed command (the signature checker), and text that means
+  something to Python's formatting or to a template engine comes back byte for byte.
 * A client that never reads costs the relay at most 20 MB, measured as the RSS of a ``relaysim
   serve`` process (its exact peak, ``VmHWM``), and is told why it is dropped.
 """
@@ -202,8 +202,20 @@ FORBIDDEN_ATTRIBUTES = {
     "ast": {"literal_eval"},
     "importlib": {"import_module"},  # allowed with a literal module name only (nostr/_secp.py)
 }
-FORBIDDEN_MODULES = {"pickle", "marshal", "shelve", "subprocess", "yaml", "dill", "jsonpickle", "code"}
+FORBIDDEN_MODULES = {"pickle", "marshal", "shelve", "yaml", "dill", "jsonpickle", "code"}
 PEER_FACING = ("relay", "nostr", "store")
+# A process may be started only with a fixed command: ``subprocess.X([...])`` whose list holds
+# string constants and ``sys.executable``, no ``shell``; ``from subprocess import`` hides the calls.
+
+
+def _fixed_command(call: ast.Call) -> bool:
+    if not call.args or not isinstance(call.args[0], ast.List | ast.Tuple):
+        return False
+    for item in call.args[0].elts:
+        is_executable = ast.unparse(item) == "sys.executable"
+        if not (is_executable or (isinstance(item, ast.Constant) and isinstance(item.value, str))):
+            return False
+    return all(k.arg != "shell" for k in call.keywords)
 
 
 def evaluating_calls(tree: ast.AST) -> list[tuple[int, str]]:
@@ -215,6 +227,8 @@ def evaluating_calls(tree: ast.AST) -> list[tuple[int, str]]:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names.append(node.module)
             found += [(node.lineno, f"imports {n}") for n in names if n.split(".")[0] in FORBIDDEN_MODULES]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "subprocess":
+                found.append((node.lineno, "imports from subprocess"))
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_BUILTINS:
@@ -224,6 +238,8 @@ def evaluating_calls(tree: ast.AST) -> list[tuple[int, str]]:
                 literal = all(isinstance(arg, ast.Constant) for arg in node.args)
                 if name in FORBIDDEN_ATTRIBUTES.get(module, ()) and not (name == "import_module" and literal):
                     found.append((node.lineno, f"calls {module}.{name}()"))
+                if module == "subprocess" and not _fixed_command(node):
+                    found.append((node.lineno, f"calls subprocess.{name}() without a fixed command"))
     return found
 
 
@@ -238,6 +254,16 @@ def test_the_peer_facing_packages_evaluate_nothing():
     # The check itself sees what it looks for.
     sample = "import pickle\nimport importlib\neval(x)\nos.system(c)\nimportlib.import_module(name)\n"
     assert [line for line, _ in evaluating_calls(ast.parse(sample))] == [1, 3, 4, 5]
+    sample = (
+        "import subprocess\n"
+        "subprocess.Popen([sys.executable, '-m', 'relaysim.relay.verifier'], stdin=PIPE)\n"
+        "subprocess.run(['sh', '-c', text])\n"
+        "subprocess.run('ls', shell=True)\n"
+        "subprocess.Popen([sys.executable, '-c', 'x'], shell=False)\n"
+        "from subprocess import Popen\n"
+        "subprocess.getoutput(command)\n"
+    )
+    assert sorted(line for line, _ in evaluating_calls(ast.parse(sample))) == [3, 4, 5, 6, 7]
 
 
 TRICKS = [

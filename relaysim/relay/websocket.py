@@ -54,9 +54,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from relaysim.nostr.messages import encode_notice
-from relaysim.relay.core import Delivery, Query, RelayCore, Session, Signed, check_signatures
+from relaysim.relay.core import Delivery, Query, RelayCore, Session, Signed
 from relaysim.relay.faults_io import FaultLink
 from relaysim.relay.outbox import Outbox, OutboxFull, Outgoing
+from relaysim.relay.verifier import shared_verifier
 
 __all__ = ["ConnectionSettings", "Connections", "WebSocketConnection"]
 
@@ -591,17 +592,18 @@ class WebSocketConnection:
             self._connections.deliver(live)
 
     async def _check_signatures(self, messages: list[tuple[Opcode, bytes]]) -> Signed:
-        """Verify the signatures of a read's EVENTs in a worker thread when there are enough of them.
+        """Verify the signatures of a read's EVENTs off the event loop when there are enough of them.
 
-        A signature costs ~30 us of libsecp256k1, which runs without the GIL: a publisher's pipelined
-        EVENTs are checked beside the event loop (which serves the other connections meanwhile),
-        and the messages are then handled in order as before. A lone EVENT is checked inline (a
-        thread hop would cost more than it saves).
+        A signature costs ~30 us of libsecp256k1: a publisher's pipelined EVENTs are checked beside
+        the event loop -- in the helper process of :mod:`relaysim.relay.verifier`, a worker thread
+        waiting on its pipe -- while the loop serves the other connections; the messages are then
+        handled in order as before. A lone EVENT is checked inline (a hop would cost more than it
+        saves).
         """
         events = [m for op, m in messages if op is Opcode.TEXT and m.startswith(b'["EVENT"')]
         if len(events) < SIGNATURE_BATCH:
             return frozenset()
-        return await trio.to_thread.run_sync(check_signatures, events)
+        return await trio.to_thread.run_sync(shared_verifier().check, events)
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the websocket (close frame with ``code`` and ``reason``), drop it after a grace."""
