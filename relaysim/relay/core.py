@@ -32,10 +32,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
-
 from relaysim.errors import InvalidEvent
-from relaysim.nostr.event import Event, signature_verifies, verify_event, verify_id
+from relaysim.nostr.event import Event, verify_event, verify_id
 from relaysim.nostr.filter import Filter
 from relaysim.nostr.messages import (
     AuthMessage,
@@ -52,6 +50,7 @@ from relaysim.nostr.messages import (
     encode_ok,
     parse_client_message,
 )
+from relaysim.nostr.signatures import Signed, check_signatures
 from relaysim.relay.limits import Limits
 from relaysim.store import EventStore
 
@@ -156,31 +155,6 @@ class Query:
         while start < len(self.events):
             out, start = self.batch(start, size, max_bytes)
             yield out
-
-
-#: (id, pubkey, sig) of events whose signature was checked ahead, off the event loop.
-Signed = frozenset[tuple[str, str, str]]
-
-
-def check_signatures(messages: Sequence[bytes]) -> Signed:
-    """(id, pubkey, sig) of each EVENT message among ``messages`` whose BIP-340 signature verifies.
-
-    The costly half of verifying a published event, pure and thread-safe: the I/O layer runs it in
-    a worker thread for a batch of EVENTs (libsecp256k1 runs without the GIL), then hands the set
-    to :meth:`RelayCore.receive`, which still checks each id against its content and the limits, in
-    order, on the event loop. Anything malformed is simply left out: ``receive`` judges it as usual.
-    """
-    good = []
-    for data in messages:
-        try:
-            event = orjson.loads(data)[1]
-            triple = (event["id"], event["pubkey"], event["sig"])
-        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
-            continue
-        event_id, pubkey, sig = triple
-        if all(isinstance(v, str) for v in triple) and signature_verifies(pubkey, event_id, sig):
-            good.append(triple)
-    return frozenset(good)
 
 
 _new_tuple = tuple.__new__

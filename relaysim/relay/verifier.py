@@ -6,13 +6,14 @@ checked. Measured publishing 20,000 events on 4 pipelined connections (2 cores):
 ~38 us of the thread's CPU but ~150 us of wall time, so the readers waited on their threads most of
 the time (16.6-19.7k events/s); with the checks in a process of their own, 23.1k/s.
 
-How: one process per relay process (``python -m relaysim.relay.verifier_process``: a fixed command, no
-shell; not multiprocessing, which would re-import the user's main script and pickle), started on
-the first batch of EVENTs big enough to be checked off the loop, so a relay nobody publishes to in
-bulk never starts it. Until the process says it is ready (one byte, once imported), batches are
-checked in the calling thread as before. A batch goes to it whole -- the raw EVENT messages,
-length-prefixed on its stdin -- and it answers with :func:`~relaysim.relay.core.check_signatures`'s
-triples as JSON (orjson): nothing but bytes and strings cross the pipe. Callers run
+How: one process per relay process (``python -m relaysim.nostr.signatures``: a fixed command, no
+shell; not multiprocessing, which would re-import the user's main script and pickle), started when
+the relay takes its first websocket, so that it has imported (~0.1 s, ~12 MB) by the time a
+publisher's burst comes; a relay nobody connects to never starts it. Until the process says it is
+ready (one byte), batches are checked in the calling thread as before. A batch goes to it whole --
+the raw EVENT messages, length-prefixed on its stdin -- and it answers with
+:func:`~relaysim.nostr.signatures.check_signatures`'s triples as JSON (orjson): nothing but bytes
+and strings cross the pipe. Callers run
 :meth:`Verifier.check` in a worker thread (it blocks on the pipe without the GIL). If the process
 cannot start or dies, the check runs in the calling thread: slower, never wrong, since the event
 loop still checks every id against its content and verifies inline any event left out of the set.
@@ -27,39 +28,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import IO
 
 import orjson
 
-from relaysim.relay.core import Signed, check_signatures
+from relaysim.nostr.signatures import READY, Signed, check_signatures, read_exact, read_length
 
 __all__ = ["Verifier", "shared_verifier"]
-
-READY = b"R"
-
-
-def _read_exact(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return data
-
-
-def _read_int(stream: IO[bytes]) -> int:
-    return int.from_bytes(_read_exact(stream, 4), "big")
-
-
-def main() -> None:
-    """The helper process: say it is ready, then check each batch on stdin until the pipe closes."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):
-        stdout.write(READY)
-        stdout.flush()
-        while True:
-            messages = [_read_exact(stdin, _read_int(stdin)) for _ in range(_read_int(stdin))]
-            answer = orjson.dumps(list(check_signatures(messages)))
-            stdout.write(len(answer).to_bytes(4, "big") + answer)
-            stdout.flush()
 
 
 class Verifier:
@@ -71,6 +45,12 @@ class Verifier:
         self._ready = False
         self._failed = False
         self.batches_in_process = 0  # how many batches the helper process checked (tests, figures)
+
+    def start(self) -> None:
+        """Start the helper process now if it is not running (it imports while the relay serves)."""
+        with self._lock:
+            if self._process is None:
+                self._ready_process()
 
     def check(self, messages: Sequence[bytes]) -> Signed:
         """:func:`check_signatures` of ``messages``, in the helper process once it is ready."""
@@ -84,7 +64,7 @@ class Verifier:
                         parts += (len(message).to_bytes(4, "big"), message)
                     process.stdin.write(b"".join(parts))
                     process.stdin.flush()
-                    answer = _read_exact(process.stdout, _read_int(process.stdout))
+                    answer = read_exact(process.stdout, read_length(process.stdout))
                     signed = frozenset(tuple(triple) for triple in orjson.loads(answer))
                     self.batches_in_process += 1
                     return signed
@@ -101,7 +81,7 @@ class Verifier:
         if process is None:
             try:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "relaysim.relay.verifier_process"],
+                    [sys.executable, "-m", "relaysim.nostr.signatures"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                 )
@@ -113,7 +93,7 @@ class Verifier:
             if not select.select([process.stdout], [], [], 0)[0]:
                 return None  # still importing
             try:
-                self._ready = _read_exact(process.stdout, 1) == READY
+                self._ready = read_exact(process.stdout, 1) == READY
             except (EOFError, OSError):
                 self._ready = False
             if not self._ready:

@@ -141,6 +141,8 @@ class Connections:
         return list(self._by_id.values())
 
     def add(self, conn_id: int, conn: WebSocketConnection) -> None:
+        if not self._by_id:
+            shared_verifier().start()  # ready before a publisher's first burst of EVENTs
         self._by_id[conn_id] = conn
         self.changed()
 
