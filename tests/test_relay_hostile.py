@@ -26,8 +26,10 @@ from relay_client import SK2, WsClient, connect, http_request, signed_note
 from relay_process import serve_process, write_dataset
 from websockets.exceptions import InvalidState
 
+from relaysim.nostr.filter import Filter
 from relaysim.nostr.messages import encode_client_event, encode_close, encode_count_request, encode_req
 from relaysim.relay import ConnectionSettings, Relay, RelayConfig, open_relay
+from relaysim.relay.core import MAX_FILTER_BYTES, filter_weight
 
 STORED = [signed_note(1000 + i, f"stored {i}") for i in range(30)]
 SETTINGS = ConnectionSettings(fragment_timeout=1.0, request_timeout=1.0)
@@ -150,6 +152,32 @@ async def thousand_subscriptions(relay: Relay, client: WsClient) -> str:
     return f"{kinds}, first refusal {next(m for m in got if m[0] == 'CLOSED')}"
 
 
+async def fat_filters(relay: Relay, client: WsClient) -> str:
+    # 40 REQs of 3,500 ids each (~230 KB a message, under the message limit): the open
+    # subscriptions' filters would hold ~18 MB; the relay keeps at most MAX_FILTER_BYTES of them
+    # and refuses the rest with rate-limited:, and room comes back when the client CLOSEs some.
+    def ids(i: int) -> list[str]:
+        return [f"{i:08x}{j:056x}" for j in range(3500)]
+
+    for i in range(40):
+        client.proto.send_text(encode_req(f"fat{i}", {"ids": ids(i)}))
+    await client._flush()
+    got: list[Any] = []
+    while sum(1 for m in got if m[0] in ("EOSE", "CLOSED")) < 40:
+        got.append(await client.recv_json())
+    refused = [m for m in got if m[0] == "CLOSED"]
+    weight = filter_weight([Filter(ids=frozenset(ids(0)))])
+    room = MAX_FILTER_BYTES // weight
+    assert len(refused) == 40 - room and 0 < room < 40, (len(refused), room)
+    assert all(m[2].startswith("rate-limited: this connection's subscriptions would hold") for m in refused)
+    row = relay.stats()["connections"][-1]
+    assert len(row["subscriptions"]) == room + 1  # and "before"
+    await client.send(encode_close("fat0"))
+    await client.send(encode_req("again", {"ids": ids(99)}))
+    assert (await client.recv_json())[:2] == ["EOSE", "again"]  # CLOSE made room
+    return f"{room} open, {len(refused)} refused: {refused[0][2]}"
+
+
 async def binary_frames(relay: Relay, client: WsClient) -> str:
     await client.send_binary(encode_req("bin", {}))
     await client.send_binary(b"\x00\xff" * 1000)
@@ -197,6 +225,7 @@ CORPUS: dict[str, Item] = {
     "negative limits": negative_limits,
     "10,000 filters": ten_thousand_filters,
     "1,000 subscriptions": thousand_subscriptions,
+    "subscriptions holding 18 MB of filters": fat_filters,
     "binary frames": binary_frames,
 }
 

@@ -58,6 +58,22 @@ __all__ = ["Delivery", "Query", "RelayCore", "Reply", "Session", "Signed", "Subs
 
 # How many closed connections /stats keeps for a harness that looks after the tab is gone.
 CLOSED_HISTORY = 50
+# What one connection's open subscriptions may hold in filters, as :func:`filter_weight` counts:
+# with 200 subscriptions of 256 KiB REQs a client could otherwise make the relay hold ~100 MB of
+# parsed ids and authors. 8 MiB is ~60,000 ids or authors: a feed of 1,000 follows takes ~130 KB.
+MAX_FILTER_BYTES = 8 * 1024 * 1024
+
+
+def filter_weight(filters: Iterable[Filter]) -> int:
+    """Roughly what ``filters`` hold in memory: each id, author and tag value a str in a frozenset
+    (its length + 64 bytes), each kind 8 bytes, each filter 256."""
+    total = 0
+    for flt in filters:
+        total += 256 + 8 * len(flt.kinds or ())
+        for values in (flt.ids, flt.authors, *flt.tags.values()):
+            if values:
+                total += sum(map(len, values)) + 64 * len(values)
+    return total
 
 
 @dataclass(eq=False)
@@ -73,6 +89,7 @@ class Subscription:
     events_sent: int = 0
     #: Creation order across the relay: a fan-out that several distinct filters match sends in it.
     seq: int = 0
+    weight: int = 0  # filter_weight(filters), counted against the connection's MAX_FILTER_BYTES
 
 
 @dataclass(eq=False)
@@ -93,6 +110,7 @@ class Session:
     subs_closed: int = 0
     last_eose_at: float | None = None
     close_code: int | None = None
+    filter_bytes: int = 0  # the open subscriptions' filter_weight, all together
     #: The I/O layer's handle on this connection (opaque here; None when it has none or is gone):
     #: a fan-out finds each subscriber's connection through it.
     transport: Any = None
@@ -236,6 +254,7 @@ class RelayCore:
         # that hold it in creation order. A new event is matched once per distinct filter, not
         # once per subscription (1,000 clients with one feed's filter: one match).
         self._watching: dict[Filter, dict[Subscription, None]] = {}
+        self.max_filter_bytes = MAX_FILTER_BYTES
         self._next_seq = 1
 
     # -- connections ---------------------------------------------------------------------------
@@ -436,12 +455,23 @@ class RelayCore:
                 "per connection); CLOSE one first"
             )
             return Reply([encode_closed(sub_id, reason)])
+        weight = filter_weight(filters)
+        held = session.filter_bytes - (session.subs[sub_id].weight if replacing else 0)
+        if held + weight > self.max_filter_bytes:
+            self._close(session, sub_id)  # the client now believes this id closed: make it so
+            self.totals.subs_refused += 1
+            reason = (
+                f"rate-limited: this connection's subscriptions would hold {held + weight:,} bytes of "
+                f"filters (at most {self.max_filter_bytes:,}); CLOSE some first"
+            )
+            return Reply([encode_closed(sub_id, reason)])
         # NIP-01: "a new subscription is created, replacing the old one".
         self._close(session, sub_id)
         now = self.clock()
-        sub = Subscription(sub_id, filters, session, now, seq=self._next_seq)
+        sub = Subscription(sub_id, filters, session, now, seq=self._next_seq, weight=weight)
         self._next_seq += 1
         session.subs[sub_id] = sub
+        session.filter_bytes += weight
         self._watch(sub)
         session.subs_opened += 1
         self.totals.subs_opened += 1
@@ -487,6 +517,7 @@ class RelayCore:
         if sub.active:
             sub.active = False
             self._unwatch(sub)
+            sub.session.filter_bytes -= sub.weight
             sub.session.subs_closed += 1
             self.totals.subs_closed += 1
 
