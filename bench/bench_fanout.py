@@ -21,7 +21,6 @@ writes its top functions by own and by total samples. Run it under ``flock /tmp/
 from __future__ import annotations
 
 import argparse
-import base64
 import multiprocessing as mp
 import os
 import select
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from peerbench import wsraw
+from peerbench.wsraw import client_frame
 
 from relaysim.nostr.event import Event, sign_event
 
@@ -46,36 +47,10 @@ RECV = 262_144
 _CTX = mp.get_context("fork")
 
 
-def client_frame(payload: bytes) -> bytes:
-    """A masked client text frame (RFC 6455 5.3: clients mask; a zero key keeps it cheap)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x81, 0x80 | n])
-    elif n < 65_536:
-        head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
-
-
 def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("the relay closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+    """A websocket to the relay on loopback (the peer bench's raw client; its first bytes are a 101)."""
+    sock, rest = wsraw.connect(port)
+    assert not rest, rest  # nothing is sent before a REQ
     return sock
 
 

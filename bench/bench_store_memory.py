@@ -202,6 +202,14 @@ async def publish(url: str, events: Sequence[Event], *, window: int = 100) -> in
     return accepted
 
 
+async def publish_spread(url: str, events: Sequence[Event], clients: int) -> None:
+    """Publish ``events`` over ``clients`` connections at once, a slice each."""
+    async with trio.open_nursery() as nursery:
+        share = (len(events) + clients - 1) // clients
+        for i in range(clients):
+            nursery.start_soon(publish, url, events[i * share : (i + 1) * share])
+
+
 async def fill_to_cap(relay: RelayProcess, cap: int, source: LiveEvents, *, clients: int = 4) -> dict:
     """Publish until the store evicts (it holds ``cap`` live events); returns the last /stats."""
     chunk = 2_000
@@ -215,10 +223,7 @@ async def fill_to_cap(relay: RelayProcess, cap: int, source: LiveEvents, *, clie
         live = store["events"] - store["pinned"]
         need = max(chunk, min(cap - live + 100, 20_000))
         events = source.batch(need)
-        async with trio.open_nursery() as nursery:
-            share = (len(events) + clients - 1) // clients
-            for i in range(clients):
-                nursery.start_soon(publish, relay.url, events[i * share : (i + 1) * share])
+        await publish_spread(relay.url, events, clients)
         sent += len(events)
         store = (await relay.stats())["store"]
         print(
