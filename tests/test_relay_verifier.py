@@ -10,8 +10,8 @@ from relay_client import SK2, connect, signed_note
 
 from relaysim.nostr.event import Event, sign_event
 from relaysim.nostr.messages import encode_client_event, encode_req
-from relaysim.relay import RelayConfig, open_relay
 from relaysim.nostr.signatures import check_signatures
+from relaysim.relay import RelayConfig, open_relay
 from relaysim.relay.verifier import Verifier, shared_verifier
 
 
