@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -287,6 +288,21 @@ async def run(args: argparse.Namespace, relay: RelayProcess) -> None:
     )
 
 
+async def run_until_terminated(args: argparse.Namespace, relay: RelayProcess) -> None:
+    """:func:`run`, stopped cleanly by SIGTERM (an hour-long bench gets killed; its relay must go too)."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def on_term() -> None:
+                async for _ in signals:
+                    print("bench_relay_flat: SIGTERM: stopping the relay", file=sys.stderr, flush=True)
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(on_term)
+            await run(args, relay)
+            nursery.cancel_scope.cancel()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -309,7 +325,7 @@ def main() -> None:
     relay = RelayProcess("--dataset", args.dataset, "--max-events", str(args.cap))
     try:
         print(f"relay pid {relay.pid}: {relay.ready_line}", flush=True)
-        trio.run(run, args, relay)
+        trio.run(run_until_terminated, args, relay)
     finally:
         relay.stop()
 
