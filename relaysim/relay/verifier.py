@@ -47,10 +47,18 @@ class Verifier:
         self.batches_in_process = 0  # how many batches the helper process checked (tests, figures)
 
     def start(self) -> None:
-        """Start the helper process now if it is not running (it imports while the relay serves)."""
-        with self._lock:
+        """Start the helper process now if it is not running (it imports while the relay serves).
+
+        Called on the event loop: it never waits for the lock (a batch being checked holds it;
+        that batch's check starts the process anyway if it is not there).
+        """
+        if self._process is not None or self._failed or not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._process is None:
                 self._ready_process()
+        finally:
+            self._lock.release()
 
     def check(self, messages: Sequence[bytes]) -> Signed:
         """:func:`check_signatures` of ``messages``, in the helper process once it is ready."""
