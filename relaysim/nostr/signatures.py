@@ -22,7 +22,16 @@ import orjson
 
 from relaysim.nostr.event import signature_verifies
 
-__all__ = ["READY", "Signed", "check_signatures", "main", "read_exact", "read_length"]
+__all__ = [
+    "READY",
+    "Signed",
+    "check_signatures",
+    "encode_batch",
+    "framed",
+    "main",
+    "read_exact",
+    "read_length",
+]
 
 #: (id, pubkey, sig) of events whose signature was checked ahead, off the event loop.
 Signed = frozenset[tuple[str, str, str]]
@@ -50,6 +59,16 @@ def check_signatures(messages: Sequence[bytes]) -> Signed:
     return frozenset(good)
 
 
+def framed(data: bytes) -> bytes:
+    """``data`` behind its 4-byte big-endian length: one item of the pipe protocol."""
+    return len(data).to_bytes(4, "big") + data
+
+
+def encode_batch(messages: Sequence[bytes]) -> bytes:
+    """A batch as the relay writes it to the process: the count, then each message framed."""
+    return b"".join([len(messages).to_bytes(4, "big"), *map(framed, messages)])
+
+
 def read_exact(stream: IO[bytes], size: int) -> bytes:
     data = stream.read(size)
     if len(data) < size:
@@ -70,7 +89,7 @@ def main() -> None:
         while True:
             messages = [read_exact(stdin, read_length(stdin)) for _ in range(read_length(stdin))]
             answer = orjson.dumps(list(check_signatures(messages)))
-            stdout.write(len(answer).to_bytes(4, "big") + answer)
+            stdout.write(framed(answer))
             stdout.flush()
 
 

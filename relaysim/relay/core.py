@@ -567,23 +567,11 @@ class RelayCore:
                 session.live_events_sent += events
                 self.totals.live_events_sent += events
 
-    def record_live(self, session: Session, sub: Subscription, nbytes: int) -> None:
-        """A live event of ``sub`` (active) left in one socket write of ``nbytes``.
+    def record_live(self, session: Session, subs: Sequence[Subscription], nbytes: int) -> None:
+        """One live event of each of ``subs`` (active) left in one socket write of ``nbytes``.
 
         :meth:`record_sent` for a fan-out's direct writes, without its branches.
         """
-        session.bytes_sent += nbytes
-        session.writes += 1
-        session.events_sent += 1
-        session.live_events_sent += 1
-        sub.events_sent += 1
-        totals = self.totals
-        totals.bytes_sent += nbytes
-        totals.events_sent += 1
-        totals.live_events_sent += 1
-
-    def record_live_many(self, session: Session, subs: Sequence[Subscription], nbytes: int) -> None:
-        """:meth:`record_live` for one live event of each of ``subs``, all in one socket write."""
         events = len(subs)
         session.bytes_sent += nbytes
         session.writes += 1

@@ -28,10 +28,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from functools import cache
 
 import orjson
 
-from relaysim.nostr.signatures import READY, Signed, check_signatures, read_exact, read_length
+from relaysim.nostr.signatures import READY, Signed, check_signatures, encode_batch, read_exact, read_length
 
 __all__ = ["Verifier", "shared_verifier"]
 
@@ -67,10 +68,7 @@ class Verifier:
             if process is not None:
                 assert process.stdin is not None and process.stdout is not None
                 try:
-                    parts = [len(messages).to_bytes(4, "big")]
-                    for message in messages:
-                        parts += (len(message).to_bytes(4, "big"), message)
-                    process.stdin.write(b"".join(parts))
+                    process.stdin.write(encode_batch(messages))
                     process.stdin.flush()
                     answer = read_exact(process.stdout, read_length(process.stdout))
                     signed = frozenset(tuple(triple) for triple in orjson.loads(answer))
@@ -128,11 +126,7 @@ class Verifier:
             self._failed = False
 
 
-_shared: list[Verifier] = []
-
-
+@cache
 def shared_verifier() -> Verifier:
     """The verifier every connection of this process uses."""
-    if not _shared:
-        _shared.append(Verifier())
-    return _shared[0]
+    return Verifier()

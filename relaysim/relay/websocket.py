@@ -46,6 +46,7 @@ import struct
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import trio
 from websockets.frames import Frame, Opcode
@@ -71,11 +72,11 @@ MiB = 1024 * 1024
 QUERY_OVERHEAD = 512
 # A list of stored events holds one 8-byte reference per event.
 REFERENCE_BYTES = 8
-# A read with at least this many EVENTs has their signatures checked in a worker thread.
+# A read with at least this many EVENTs has their signatures checked off the event loop
+# (relay/verifier.py: the signature process, waited on from a worker thread).
 SIGNATURE_BATCH = 8
 # A fan-out with at least this many direct writes shares them with a helper thread.
 SPLIT_WRITES_MIN = 128
-SPLIT_WRITES = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,7 +215,7 @@ class Connections:
         runs, so the event loop never sees a write in progress; the results are booked here.
         """
         fds = [conn._fd for conn in conns]
-        if len(fds) >= SPLIT_WRITES_MIN and SPLIT_WRITES:
+        if len(fds) >= SPLIT_WRITES_MIN:
             half = len(fds) // 2
             other = _write_helper().submit(_write_all, fds[half:], data[half:])
             sent = _write_all(fds[:half], data[:half])
@@ -256,14 +257,10 @@ def _resume_collector(deferred: bool) -> None:
         gc.enable()
 
 
-_helper: list[ThreadPoolExecutor] = []
-
-
+@cache
 def _write_helper() -> ThreadPoolExecutor:
     """The one thread (per process) that shares big fan-outs' writes; started on first use."""
-    if not _helper:
-        _helper.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaysim-write"))
-    return _helper[0]
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaysim-write")
 
 
 def _write_all(fds: list[int], data: list[bytes]) -> list[int]:
@@ -455,10 +452,10 @@ class WebSocketConnection:
             self.outbox.put_nowait(Outgoing([data[sent:]], None, raw=True))
         assert self.session is not None
         if type(unit) is list:
-            self.core.record_live_many(self.session, [d.sub for d in unit], sent)
+            self.core.record_live(self.session, [d.sub for d in unit], sent)
         else:
             assert isinstance(unit, Delivery)
-            self.core.record_live(self.session, unit.sub, sent)
+            self.core.record_live(self.session, (unit.sub,), sent)
 
     async def _flush(self) -> None:
         """Write what the protocol has to send (used before the writer task exists)."""
