@@ -254,3 +254,37 @@ def bulk_events(n: int, *, start: int = 1_000_000, content_size: int = 100) -> l
         event_id = compute_id(pubkey, start + i, 1, (), content)
         out.append(Event(event_id, pubkey, start + i, 1, (), content, "0" * 128))
     return out
+
+
+# -- bursts of EVENTs ------------------------------------------------------------------------------
+
+
+async def send_burst(client: WsClient, events: list[Event]) -> list[Any]:
+    """Publish ``events`` in one write (the relay reads them in one or a few reads); their OKs."""
+    from relaysim.nostr.messages import encode_client_event
+
+    for event in events:
+        client.proto.send_text(encode_client_event(event))
+    await client._flush()
+    return [await client.recv_json() for _ in events]
+
+
+async def assert_forged_burst_judged(client: WsClient, *, since: int, n: int) -> None:
+    """``n`` real notes in one burst with a forged one (another event's valid signature over other
+    content) and one with a wrong signature among them: each EVENT gets its own OK, in order, the
+    two fakes are refused with their reason, and only the real ones are stored."""
+    from relaysim.nostr.messages import encode_req
+
+    good = [signed_note(since + i, f"burst {i}", sk=SK2) for i in range(n)]
+    third, fifth = good[3], good[5]
+    forged = Event(third.id, third.pubkey, third.created_at, 1, (), "not what was signed", third.sig)
+    wrong_sig = Event(fifth.id, fifth.pubkey, fifth.created_at, 1, (), fifth.content, good[6].sig)
+    burst = [*good[:10], forged, wrong_sig, *good[10:]]
+    answers = await send_burst(client, burst)
+    assert [a[1] for a in answers] == [e.id for e in burst]
+    assert answers[10] == ["OK", third.id, False, "invalid: event id does not match its content"]
+    assert answers[11] == ["OK", fifth.id, False, "invalid: signature does not verify"]
+    assert [a[2] for a in answers[:10] + answers[12:]] == [True] * n
+    await client.send(encode_req("burst", {"authors": [third.pubkey], "since": since}))
+    events, _ = await client.recv_until_eose("burst")
+    assert sorted(e.id for e in events) == sorted(e.id for e in good)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import trio
-from relay_client import SK2, connect, signed_note
+from relay_client import SK2, assert_forged_burst_judged, connect, send_burst, signed_note
 
 from relaysim.nostr.event import Event, sign_event
-from relaysim.nostr.messages import encode_client_event, encode_req
+from relaysim.nostr.messages import encode_client_event
 from relaysim.nostr.signatures import check_signatures
 from relaysim.relay import RelayConfig, open_relay
 from relaysim.relay.verifier import Verifier, shared_verifier
@@ -73,29 +73,10 @@ async def test_a_relay_judges_bursts_checked_in_the_helper_process() -> None:
                 checked = verifier.batches_in_process
                 burst = [signed_note(created + i, f"warm {created + i}", sk=SK2) for i in range(10)]
                 created += 10
-                for event in burst:
-                    client.proto.send_text(encode_client_event(event))
-                await client._flush()
-                answers = [await client.recv_json() for _ in burst]
-                assert [a[2] for a in answers] == [True] * 10
+                assert [a[2] for a in await send_burst(client, burst)] == [True] * 10
                 if verifier.batches_in_process > checked:
                     break
                 await trio.sleep(0.05)
-            good = [signed_note(9000 + i, f"burst {i}", sk=SK2) for i in range(20)]
-            forged = Event(good[3].id, good[3].pubkey, good[3].created_at, 1, (), "not signed", good[3].sig)
-            fifth = good[5]
-            wrong_sig = Event(fifth.id, fifth.pubkey, fifth.created_at, 1, (), fifth.content, good[6].sig)
-            burst = [*good[:10], forged, wrong_sig, *good[10:]]
             checked = verifier.batches_in_process
-            for event in burst:
-                client.proto.send_text(encode_client_event(event))
-            await client._flush()
-            answers = [await client.recv_json() for _ in burst]
-            assert verifier.batches_in_process > checked  # this burst went through the process
-            assert [a[1] for a in answers] == [e.id for e in burst]
-            assert answers[10] == ["OK", good[3].id, False, "invalid: event id does not match its content"]
-            assert answers[11] == ["OK", good[5].id, False, "invalid: signature does not verify"]
-            assert [a[2] for a in answers[:10] + answers[12:]] == [True] * 20
-            await client.send(encode_req("burst", {"authors": [good[0].pubkey], "since": 9000}))
-            events, _ = await client.recv_until_eose("burst")
-            assert sorted(e.id for e in events) == sorted(e.id for e in good)
+            await assert_forged_burst_judged(client, since=9000, n=20)
+            assert verifier.batches_in_process > checked  # that burst went through the process
