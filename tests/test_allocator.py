@@ -39,9 +39,8 @@ def test_trims_only_while_something_happens() -> None:
     activity = [0]
     trims: list[float] = []
 
-    def release() -> float:  # runs in a worker thread, as the real trim does
+    def release() -> None:  # runs in a worker thread, as the real trim does
         trims.append(1.0)
-        return 0.0
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import time
 from collections.abc import Callable
 from functools import cache
 
@@ -38,20 +37,17 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def release_free_memory() -> float:
-    """Return wholly free heap pages to the OS; the seconds it took (0.0 where unsupported)."""
+def release_free_memory() -> None:
+    """Return wholly free heap pages to the OS (nothing where unsupported)."""
     trim = _malloc_trim()
-    if trim is None:
-        return 0.0
-    started = time.perf_counter()
-    trim(0)
-    return time.perf_counter() - started
+    if trim is not None:
+        trim(0)
 
 
 async def trim_while_busy(
     activity: Callable[[], int],
     interval: float = TRIM_INTERVAL,
-    release: Callable[[], float] = release_free_memory,
+    release: Callable[[], None] = release_free_memory,
 ) -> None:
     """Every ``interval`` seconds, ``release()`` if ``activity()`` moved since the last look (an
     idle relay frees nothing, so it is left alone). Runs until cancelled.
